@@ -1,0 +1,58 @@
+# Beyond BERT — two set-up-and-go commands (see README.md):
+#   make book   build the executed book into _build/html
+#   make test   build the book strictly and run the whole test suite
+# Each creates .venv from the pinned requirements.lock when it is missing or out of date.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TRANSFORMERS_VERBOSITY := error
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+JB_STRICT := --all -W -n --keep-going
+
+.PHONY: book book-fast test unit exercises benchmark setup clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the pinned course environment into $(VENV) (a few minutes the first time)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+## The main job: the executed book under _build/html (clean build, every chapter executed).
+book: $(STAMP)
+	rm -rf _build/.jupyter_cache
+	$(BIN)/jupyter-book build . --all --keep-going
+
+## Fast rebuild: reuses the execution cache, re-executes only notebooks that changed.
+book-fast: $(STAMP)
+	$(BIN)/jupyter-book build .
+
+## Everything CI checks: strict book build (a failing notebook fails), then the test suite.
+test: $(STAMP)
+	$(BIN)/jupyter-book build . $(JB_STRICT)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+## Regenerate the student notebooks exercises/*.ipynb from solutions/ (nbgrader).
+exercises: $(STAMP)
+	$(BIN)/beyondbert generate
+
+## Speed and accuracy figures (not pass/fail).
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/bert_vs_transformers.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,56 @@
+"""Record the figures a chapter measures, so no measured number is typed into prose by hand.
+
+A chapter calls :func:`record` while it executes; each call adds one row to
+``_build/results/<chapter>.json`` (the book's results page renders them all, beside the published
+number each one reproduces, when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def results_dir(start: Path | None = None) -> Path:
+    """``$BEYONDBERT_RESULTS_DIR``, else ``_build/results`` of the book (the folder with _toc.yml)."""
+    if os.environ.get("BEYONDBERT_RESULTS_DIR"):
+        return Path(os.environ["BEYONDBERT_RESULTS_DIR"])
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file():
+            return folder / "_build" / "results"
+    raise FileNotFoundError(
+        f"no _toc.yml in {here} or its parents: run inside the book, or set BEYONDBERT_RESULTS_DIR"
+    )
+
+
+def record(
+    chapter: str,
+    name: str,
+    value: float,
+    unit: str = "",
+    *,
+    published: float | None = None,
+    source: str | None = None,
+    setting: str | None = None,
+) -> float:
+    """Store one measured figure of ``chapter`` and return ``value`` (so it can be printed).
+
+    ``published``/``source``/``setting`` name the paper's number this figure reproduces, if any.
+    """
+    if not chapter or not name:
+        raise ValueError("chapter and name must be non-empty strings")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{chapter}/{name}: value must be finite, got {value}")
+    if published is not None and source is None:
+        raise ValueError(f"{chapter}/{name}: a published number needs its source (paper, year)")
+    path = results_dir() / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    rows[name] = {"value": value, "unit": unit, "published": published, "source": source,
+                  "setting": setting}
+    path.write_text(json.dumps(rows, indent=2, sort_keys=True))
+    return value

@@ -1,0 +1,45 @@
+"""Seeding makes runs repeat; plot helpers label their axes and reject bad shapes."""
+
+import random
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from beyondbert.plotting import plot_attention, plot_mask
+from beyondbert.seeding import seed_everything
+
+matplotlib.use("Agg")
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_seed_everything_repeats_all_generators():
+    seed_everything(3)
+    first = _draws()
+    seed_everything(3)
+    assert _draws() == first
+    assert torch.get_num_threads() == 2
+
+
+def test_seed_rejects_negative():
+    with pytest.raises(ValueError, match="non-negative"):
+        seed_everything(-1)
+
+
+def test_plot_attention_labels_and_shape_check():
+    ax = plot_attention(torch.full((3, 3), 1 / 3), ["[CLS]", "hi", "[SEP]"], title="layer 1, head 1")
+    assert ax.get_title() == "layer 1, head 1"
+    assert ax.get_xlabel() and ax.get_ylabel()
+    with pytest.raises(ValueError, match=r"\(2, 2\) for 2 tokens"):
+        plot_attention(torch.ones(3, 3), ["a", "b"], title="x")
+
+
+def test_plot_mask_draws_matrix():
+    ax = plot_mask(torch.ones(4, 4).tril().bool(), title="causal")
+    assert ax.get_title() == "causal" and ax.get_xlabel() == "key position"
+    with pytest.raises(ValueError, match="2-D"):
+        plot_mask(torch.ones(2, 2, 2), title="bad")
