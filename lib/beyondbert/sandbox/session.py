@@ -1,0 +1,172 @@
+"""The trusted side of one sandboxed worker: send cells and calls, enforce time-outs, recover.
+
+A cell that runs past its time limit, exhausts memory or kills the worker (``os._exit``, a
+segfault) fails on its own: the worker is restarted and the cells that had succeeded are replayed,
+so tests after it still run and earn credit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from .launcher import Limits, filtered_library, sandbox_problem, spawn_worker
+from .plaindata import NotPlainData, from_plain, to_plain
+
+START_TIMEOUT = 120.0
+
+
+class SandboxError(RuntimeError):
+    """The student code failed in the sandbox (error, time-out, crash); ``ename`` names how."""
+
+    def __init__(self, ename: str, evalue: str) -> None:
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue = ename, evalue
+
+
+class NoSandbox(RuntimeError):
+    """No sandbox can be started and unsafe grading was not asked for."""
+
+
+def _read_exact(fd: int, size: int, deadline: float) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class SandboxSession:
+    """One student's worker. Use as a context manager; every method returns plain data."""
+
+    def __init__(self, files_from: Path | None, forbidden_modules: tuple[str, ...] = (),
+                 seed: int = 0, limits: Limits = Limits(), uid: int | None = None,
+                 unsafe_no_sandbox: bool = False) -> None:
+        problem = None if unsafe_no_sandbox else sandbox_problem()
+        if problem:
+            raise NoSandbox(problem)
+        self.sandboxed = not unsafe_no_sandbox
+        self.seed, self.limits = seed, limits
+        self.uid = uid if uid is not None else (65534 if os.geteuid() == 0 else None)
+        self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-sandbox-"))
+        self.workdir = self._scratch / "home"
+        if files_from is not None:
+            shutil.copytree(files_from, self.workdir, ignore=shutil.ignore_patterns("*.ipynb"))
+        else:
+            self.workdir.mkdir()
+        if self.uid is not None:
+            for path in [self.workdir, *self.workdir.rglob("*")]:
+                os.chown(path, self.uid, self.uid)
+        self._library = (filtered_library(self._scratch / "lib", forbidden_modules)
+                         if self.sandboxed else None)
+        self._history: list[str] = []
+        self._process = None
+        self._start()
+
+    # -- life cycle -------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._process, self._requests, self._replies = spawn_worker(
+            self.workdir, self._library, self.seed, self.limits, self.uid, self.sandboxed)
+        ready = self._receive(time.monotonic() + START_TIMEOUT)
+        if not ready.get("ready"):
+            raise RuntimeError("the sandbox worker did not start")
+        for code in self._history:  # replay what had succeeded before a restart
+            try:
+                self._request({"op": "exec", "code": code}, timeout=START_TIMEOUT)
+            except SandboxError:
+                pass
+
+    def _kill(self) -> None:
+        if self._process is None:
+            return
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._process.wait()
+        for fd in (self._requests, self._replies):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._process = None
+
+    def close(self) -> None:
+        self._kill()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> "SandboxSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- protocol ---------------------------------------------------------------------------
+    def _receive(self, deadline: float) -> dict:
+        size = int.from_bytes(_read_exact(self._replies, 8, deadline), "big")
+        if size > 256 * 1024 * 1024:
+            raise EOFError
+        message = json.loads(_read_exact(self._replies, size, deadline))
+        if not isinstance(message, dict):
+            raise EOFError
+        return message
+
+    def _request(self, message: dict, timeout: float) -> dict:
+        body = json.dumps(message).encode()
+        try:
+            os.write(self._requests, len(body).to_bytes(8, "big") + body)
+            reply = self._receive(time.monotonic() + timeout)
+        except TimeoutError:
+            self._restart()
+            raise SandboxError("TimeoutError", f"the cell ran longer than {timeout:.0f} s") from None
+        except (EOFError, OSError, ValueError):
+            self._restart()
+            raise SandboxError("WorkerDied", "the Python process running the code stopped "
+                               "(os._exit, a crash, or the memory limit)") from None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise SandboxError(str(error.get("ename", "Error")), str(error.get("evalue", "")))
+        return reply
+
+    def _restart(self) -> None:
+        self._kill()
+        self._start()
+
+    # -- what the grader uses -----------------------------------------------------------------
+    def run_cell(self, code: str, timeout: float) -> dict:
+        """Execute one student cell; returns ``{"stdout", "stderr"}`` or raises SandboxError."""
+        reply = self._request({"op": "exec", "code": code}, timeout)
+        self._history.append(code)
+        return {"stdout": reply.get("stdout", ""), "stderr": reply.get("stderr", "")}
+
+    def describe(self, name: str, timeout: float = 30.0) -> dict:
+        """What ``name`` is in the student's namespace (missing, module, function, data...)."""
+        reply = self._request({"op": "describe", "name": name}, timeout)
+        if reply.get("kind") == "data":
+            reply["value"] = from_plain(reply["value"])
+        return reply
+
+    def call(self, name: str, args: tuple, kwargs: dict, timeout: float) -> object:
+        """Call the student's function ``name`` on plain-data arguments; returns plain data."""
+        try:
+            message = {"op": "call", "name": name, "args": to_plain(tuple(args)),
+                       "kwargs": to_plain(dict(kwargs))}
+        except NotPlainData as err:
+            raise SandboxError("NotPlainData", f"arguments must be plain data: {err}") from None
+        reply = self._request(message, timeout)
+        try:
+            return from_plain(reply.get("value"))
+        except (NotPlainData, ValueError, KeyError, TypeError) as err:
+            raise SandboxError("NotPlainData", f"the return value is not plain data: {err}") from None

@@ -1,0 +1,116 @@
+"""The process that runs inside the sandbox: executes student cells, answers look-ups and calls.
+
+Requests and replies travel as length-prefixed JSON (see ``plaindata``) on two pipe fds named on
+the command line; fds 1 and 2 are not the channel, so what student code prints cannot break it.
+Run as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import types
+
+from .plaindata import NotPlainData, from_plain, read_message, to_plain, write_message
+
+MAX_STREAM_CHARS = 4000
+CELL_FILENAME = "<student cell {}>"
+
+
+class _NoMagics:
+    """Stands in for IPython's shell: magics and shell escapes do nothing when grading."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _seed(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+
+
+def _error(err: BaseException) -> dict:
+    return {"ename": type(err).__name__, "evalue": str(err)[:500]}
+
+
+def _to_python(source: str) -> str:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def _describe(namespace: dict, name: str) -> dict:
+    if name not in namespace:
+        return {"kind": "missing"}
+    obj = namespace[name]
+    if isinstance(obj, types.ModuleType):
+        return {"kind": "module", "module": obj.__name__}
+    if isinstance(obj, types.FunctionType):
+        filename = obj.__code__.co_filename
+        return {"kind": "function", "module": str(obj.__module__),
+                "defined_in_notebook": filename.startswith("<student cell")}
+    if callable(obj):
+        return {"kind": "callable", "module": str(getattr(obj, "__module__", "")),
+                "defined_in_notebook": False}
+    try:
+        return {"kind": "data", "value": to_plain(obj)}
+    except NotPlainData as err:
+        return {"kind": "object", "reason": str(err)}
+
+
+def _run(namespace: dict, request: dict, cell_counter: list[int]) -> dict:
+    op = request.get("op")
+    out, err = io.StringIO(), io.StringIO()
+    reply: dict = {"ok": True}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            if op == "exec":
+                cell_counter[0] += 1
+                code = compile(_to_python(request["code"]), CELL_FILENAME.format(cell_counter[0]), "exec")
+                exec(code, namespace)
+            elif op == "describe":
+                reply.update(_describe(namespace, request["name"]))
+            elif op == "call":
+                function = namespace[request["name"]]
+                result = function(*from_plain(request["args"]), **from_plain(request["kwargs"]))
+                reply["value"] = to_plain(result)
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+    except BaseException as failure:  # noqa: BLE001 - SystemExit and friends fail the cell only
+        reply = {"ok": False, "error": _error(failure)}
+    reply["stdout"] = out.getvalue()[:MAX_STREAM_CHARS]
+    reply["stderr"] = err.getvalue()[:MAX_STREAM_CHARS]
+    return reply
+
+
+def main() -> None:
+    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    request_fd, reply_fd = (int(a) for a in sys.argv[2:4])
+    requests, replies = os.fdopen(request_fd, "rb"), os.fdopen(reply_fd, "wb")
+    _seed(seed)
+    namespace: dict = {"__name__": "__main__", "get_ipython": lambda: _NoMagics()}
+    cell_counter = [0]
+    write_message(replies, {"ok": True, "ready": True})
+    while True:
+        try:
+            request = read_message(requests)
+        except EOFError:
+            return
+        reply = _run(namespace, request, cell_counter)
+        try:
+            write_message(replies, reply)
+        except (TypeError, ValueError) as failure:
+            write_message(replies, {"ok": False, "error": _error(failure), "stdout": "", "stderr": ""})
+
+
+if __name__ == "__main__":
+    main()
