@@ -14,7 +14,6 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 export TOKENIZERS_PARALLELISM := false
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -34,7 +33,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 ## The main job: the executed book under _build/html (clean build, every chapter executed).
 book: $(STAMP)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/results
 	$(BIN)/jupyter-book build . --all --keep-going
 
 ## Fast rebuild: reuses the execution cache, re-executes only notebooks that changed.
@@ -43,6 +42,7 @@ book-fast: $(STAMP)
 
 ## Everything CI checks: strict book build (a failing notebook fails), then the test suite.
 test: $(STAMP)
+	rm -rf _build/.jupyter_cache _build/results
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
