@@ -23,7 +23,8 @@ JB_STRICT := --all -W -n --keep-going
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml scripts/install-system-deps.sh
+	@bash scripts/install-system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned course environment into $(VENV) (a few minutes the first time)..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | grep -v "is ignored: it is neither" || true
@@ -40,11 +41,14 @@ book: $(STAMP)
 book-fast: $(STAMP)
 	$(BIN)/jupyter-book build .
 
-## Everything CI checks: strict book build (a failing notebook fails), then the test suite.
+## Everything CI checks: strict book build (a failing notebook fails), then the test suite
+## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
+## notebook, so not split over workers).
 test: $(STAMP)
 	rm -rf _build/.jupyter_cache _build/results
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest --nbval --nbval-current-env solutions
 
 ## Regenerate the student notebooks exercises/*.ipynb from solutions/ (nbgrader).
 exercises: $(STAMP)

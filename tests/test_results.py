@@ -1,6 +1,7 @@
 """Recording measured figures for the results page."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,16 @@ def test_results_dir_found_from_book_folder(tmp_path, monkeypatch):
     (tmp_path / "_toc.yml").write_text("root: intro\n")
     (tmp_path / "chapters").mkdir()
     assert results_dir(tmp_path / "chapters") == tmp_path / "_build" / "results"
+
+
+def test_every_chapter_recorded_figures_in_the_book_build():
+    """After the book build, each chapter's results file exists and holds at least one figure."""
+    book = Path(__file__).resolve().parents[1]
+    folder = book / "_build" / "results"
+    if not (book / "_build" / "html" / "index.html").is_file():
+        pytest.fail("the book is not built: run `make book` (or `make test`) first")
+    chapters = sorted(p.name for p in (book / "chapters").glob("[0-9]*") if p.is_dir())
+    assert chapters, "no chapters/NN-slug folders"
+    missing = [c for c in chapters if not (folder / f"{c}.json").is_file()
+               or not json.loads((folder / f"{c}.json").read_text())]
+    assert not missing, f"chapters that recorded no figure while the book executed: {missing}"

@@ -2,7 +2,10 @@
 
 1. Offline math: MathJax 3 is served from the book's own ``_static/mathjax`` (copied from the PyPI
    package ``django-static-mathjax``), so no page needs a CDN to show its equations.
-2. Measured vs published: the ``results-table`` directive renders every figure the chapters
+2. A clean browser console: scripts registered twice (sphinx-thebe adds its configuration twice
+   under Jupyter Book 1, "Identifier 'THEBE_JS_URL' has already been declared") are written once,
+   and the theme starts in light mode instead of an empty mode ("Got invalid theme mode").
+3. Measured vs published: the ``results-table`` directive renders every figure the chapters
    recorded with :func:`beyondbert.results.record` in one table (paper, setting, their number,
    ours, ratio). A chapter that recorded nothing is a build warning (an error under ``-W``).
 """
@@ -48,6 +51,31 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dst)
+
+
+def _theme_defaults(app: Sphinx, config) -> None:
+    config.html_context.setdefault("default_mode", "light")
+
+
+def _script_key(script) -> tuple:
+    attributes = getattr(script, "attributes", {}) or {}
+    filename = getattr(script, "filename", str(script)) or ""  # inline scripts: None or ""
+    return (filename, tuple(sorted(attributes.items())))
+
+
+def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
+                            doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set[tuple] = set()
+    unique = []
+    for script in scripts:
+        key = _script_key(script)
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
 
 
 class results_placeholder(nodes.General, nodes.Element):
@@ -117,6 +145,8 @@ def _always_rewrite_results(app, env, added, changed, removed) -> list[str]:
 
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _use_local_mathjax)
+    app.connect("config-inited", _theme_defaults)
+    app.connect("html-page-context", _drop_duplicate_scripts)
     app.connect("build-finished", _copy_mathjax)
     app.add_node(results_placeholder)
     app.add_directive("results-table", ResultsTable)

@@ -1,0 +1,177 @@
+"""The ``beyondbert`` console script: the instructor's grading commands.
+
+    beyondbert list                                          the course's exercises
+    beyondbert generate [EXERCISE ...]                       exercises/ from solutions/
+    beyondbert release EXERCISE [--course DIR]               add an exercise to a course folder
+    beyondbert autograde EXERCISE [--course DIR] [--force]   grade submitted/<student>/<EXERCISE>/
+    beyondbert grade SUBMISSION.ipynb --exercise EXERCISE [--json]   grade one file
+    beyondbert export [--course DIR] [--output grades.csv]   every grade as CSV
+
+Exit status: 0 done, 1 an nbgrader step failed, 2 bad input (nothing was changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .grading import (
+    GradingError,
+    NbgraderFailed,
+    SubmissionResult,
+    autograde,
+    export_grades,
+    find_repo,
+    generate_exercises,
+    grade_notebook,
+    list_exercises,
+    release,
+)
+from .grading.exercises import REPO_ENV
+
+EXIT_OK, EXIT_NBGRADER_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def _say(message: str) -> None:
+    """Progress for the person at the terminal (stderr, so --json output stays clean)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    for name in list_exercises(find_repo(args.repo)):
+        print(name)
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    _say("Generating student versions with nbgrader (a few seconds each)...")
+    for path in generate_exercises(repo, args.exercises or None):
+        print(f"wrote {path.relative_to(repo)}")
+
+
+def _cmd_release(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    _say(f"Releasing {args.exercise} in {Path(args.course).resolve()} ...")
+    done = release(args.exercise, Path(args.course), repo, exchange=args.exchange)
+    print(f"student version: {done.student_notebook}")
+    if done.exchange:
+        print(f"released to the exchange {done.exchange}: students can fetch it")
+    else:
+        print("no exchange configured: hand the student version out yourself; collect each "
+              f"student's notebook as submitted/<student>/{args.exercise}/{args.exercise}.ipynb")
+
+
+def _score_table(results: dict[str, SubmissionResult]) -> str:
+    rows = [("student", "score", "max", "failed tests")]
+    for student, result in results.items():
+        rows.append((student, _points(result.score), _points(result.max_score),
+                     ", ".join(result.failed()) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows
+    )
+
+
+def _cmd_autograde(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    _say(f"Autograding {args.exercise} in {Path(args.course).resolve()} ...")
+    results = autograde(args.exercise, Path(args.course), repo, force=args.force,
+                        student=args.student)
+    print(_score_table(results))
+
+
+def _cmd_grade(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    _say(f"Grading {args.submission} against {args.exercise} ...")
+    result = grade_notebook(args.exercise, Path(args.submission), repo)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    print(f"{args.exercise}: {_points(result.score)} / {_points(result.max_score)} points")
+    width = max(len(t.name) for t in result.tests)
+    for t in result.tests:
+        status = "passed" if t.passed else "FAILED"
+        print(f"  {status}  {t.name:<{width}}  {_points(t.score)}/{_points(t.max_score)}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    output = export_grades(Path(args.course), Path(args.output), find_repo(args.repo))
+    print(f"wrote {output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``beyondbert`` (one sub-command per instructor step)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", metavar="DIR",
+                        help=f"the course repository (default: ${REPO_ENV}, else the folder with "
+                             f"_toc.yml above the current one, else this package's checkout)")
+    course = argparse.ArgumentParser(add_help=False)
+    course.add_argument("--course", metavar="DIR", default=".",
+                        help="the nbgrader course folder (default: the current folder)")
+
+    parser = argparse.ArgumentParser(
+        prog="beyondbert", description="Grading tools of the Beyond BERT course (over nbgrader).",
+        epilog="Exit status: 0 done, 1 an nbgrader step failed, 2 bad input (nothing changed).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", parents=[common], help="list the course's exercises")
+    p.set_defaults(run=_cmd_list)
+
+    p = sub.add_parser("generate", parents=[common],
+                       help="regenerate exercises/NN-slug.ipynb from solutions/ (all by default)")
+    p.add_argument("exercises", nargs="*", metavar="EXERCISE")
+    p.set_defaults(run=_cmd_generate)
+
+    p = sub.add_parser("release", parents=[common, course],
+                       help="add an exercise to a course folder (created if needed)")
+    p.add_argument("exercise", metavar="EXERCISE")
+    p.add_argument("--exchange", metavar="DIR",
+                   help="nbgrader exchange folder to release to (default: Exchange.root of the "
+                        "course's nbgrader_config.py, if set)")
+    p.set_defaults(run=_cmd_release)
+
+    p = sub.add_parser("autograde", parents=[common, course],
+                       help="autograde submitted/<student>/EXERCISE/ and print the scores")
+    p.add_argument("exercise", metavar="EXERCISE")
+    p.add_argument("--force", action="store_true",
+                   help="grade again submissions that were already graded")
+    p.add_argument("--student", metavar="ID", help="grade only this student's submission")
+    p.set_defaults(run=_cmd_autograde)
+
+    p = sub.add_parser("grade", parents=[common],
+                       help="grade one notebook file (in a temporary course) and print its score")
+    p.add_argument("submission", metavar="SUBMISSION.ipynb")
+    p.add_argument("--exercise", required=True, metavar="EXERCISE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=_cmd_grade)
+
+    p = sub.add_parser("export", parents=[common, course],
+                       help="write every grade of the course's gradebook to CSV")
+    p.add_argument("--output", metavar="FILE", default="grades.csv",
+                   help="CSV file to write (default: grades.csv)")
+    p.set_defaults(run=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``beyondbert`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except NbgraderFailed as err:
+        print(f"beyondbert {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_NBGRADER_FAILED
+    except GradingError as err:
+        print(f"beyondbert {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

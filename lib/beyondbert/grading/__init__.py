@@ -1,0 +1,25 @@
+"""The instructor's grading workflow over nbgrader: generate, release, autograde, grade, export.
+
+    exercises  where exercises live (solutions/NN-slug.ipynb) and their names
+    course     an nbgrader course folder and the nbgrader steps (always a subprocess)
+    gradebook  scores read from nbgrader's gradebook.db as plain data
+    runner     run submissions and get per-test results (the step a sandbox will replace)
+    workflow   the commands behind the `beyondbert` console script (cli.py)
+    checks     checks that exercises' hidden tests call in the student's kernel
+
+The gradebook is nbgrader's ``gradebook.db`` in the course folder.
+"""
+
+from __future__ import annotations
+
+from .errors import GradingError, NbgraderFailed
+from .exercises import find_repo, list_exercises
+from .gradebook import SubmissionResult, TestResult
+from .runner import grade_notebook, grade_submissions
+from .workflow import autograde, export_grades, generate_exercises, release
+
+__all__ = [
+    "GradingError", "NbgraderFailed", "SubmissionResult", "TestResult", "autograde",
+    "export_grades", "find_repo", "generate_exercises", "grade_notebook", "grade_submissions",
+    "list_exercises", "release",
+]

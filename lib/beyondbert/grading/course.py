@@ -1,0 +1,195 @@
+"""An nbgrader course folder, and the nbgrader steps the course runs in it.
+
+The repository is not an nbgrader course folder (its notebooks are ``solutions/NN-slug.ipynb``);
+grading builds one, either the instructor's (``--course DIR``) or a temporary one::
+
+    course/
+      nbgrader_config.py                      the course's configuration (copied from the repo)
+      gradebook.db                            nbgrader's gradebook: every score lives here
+      source/<ex>/<ex>.ipynb                  the solution notebook, copied from solutions/
+      release/<ex>/<ex>.ipynb                 the student version (generate_assignment)
+      submitted/<student>/<ex>/<ex>.ipynb     what a student handed in
+      autograded/<student>/<ex>/<ex>.ipynb    the executed, scored copy
+
+nbgrader always runs as a subprocess of this Python, with its ``bin/`` first on PATH (nbgrader
+calls ``alembic`` to create the gradebook, and in-process runs warn on every autograde).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import GradingError, NbgraderFailed
+from .exercises import course_config, solution_path
+
+CONFIG = "nbgrader_config.py"
+GRADEBOOK = "gradebook.db"
+
+
+def run_nbgrader(args: list[str], course: Path) -> str:
+    """Run ``nbgrader ARGS`` inside ``course``; return its log, raise :class:`NbgraderFailed`."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    # The kernel named "python3" is this environment's, even if the user has another one.
+    kernels = str(Path(sys.prefix) / "share" / "jupyter")
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (kernels, os.environ.get("JUPYTER_PATH")) if p)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
+    proc = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(log.strip().splitlines()[-30:])
+        raise NbgraderFailed(f"nbgrader {args[0]} failed (exit {proc.returncode}):\n{tail}")
+    return log
+
+
+def is_course(folder: Path) -> bool:
+    """True when ``folder`` looks like an nbgrader course (config file or gradebook)."""
+    return (folder / CONFIG).is_file() or (folder / GRADEBOOK).is_file()
+
+
+def open_course(folder: str | Path, repo: Path | None = None, create: bool = False) -> Path:
+    """Return the course folder, checked; with ``create``, make a new one from the repo's config.
+
+    A course is never the repository itself, and never a non-empty folder that is not a course
+    (so a typo in ``--course`` cannot scatter nbgrader folders over unrelated files).
+    """
+    path = Path(folder).expanduser().resolve()
+    if repo is not None and path == repo.resolve():
+        raise GradingError(
+            f"{path} is the course repository, not a course folder: pass --course DIR "
+            f"(for example --course course)"
+        )
+    if is_course(path):
+        return path
+    if not create:
+        raise GradingError(
+            f"{path} is not an nbgrader course folder (no {CONFIG} or {GRADEBOOK}): pass "
+            f"--course DIR, or run `beyondbert release EXERCISE --course DIR` first"
+        )
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise GradingError(
+            f"{path} is not an nbgrader course folder and not empty: pass --course with a new "
+            f"or empty folder"
+        )
+    assert repo is not None, "creating a course needs the repository (for its configuration)"
+    config = course_config(repo)
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config, path / CONFIG)
+    return path
+
+
+def install_source(course: Path, exercise: str, repo: Path) -> Path:
+    """Copy ``solutions/<exercise>.ipynb`` to ``source/<exercise>/<exercise>.ipynb``."""
+    target = course / "source" / exercise / f"{exercise}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(solution_path(exercise, repo), target)
+    return target
+
+
+def generate(course: Path, exercise: str, database: bool = True) -> Path:
+    """``nbgrader generate_assignment``: write ``release/<ex>/<ex>.ipynb``, return its path.
+
+    With ``database`` (the default) the exercise's cells and points go into the gradebook, which
+    autograding needs; ``database=False`` only produces the student notebook.
+    """
+    args = ["generate_assignment", exercise, "--force"]
+    if not database:
+        args.append("--no-db")
+    run_nbgrader(args, course)
+    return course / "release" / exercise / f"{exercise}.ipynb"
+
+
+def read_notebook(path: Path) -> dict:
+    """Read a notebook's JSON, or raise :class:`GradingError` saying why it cannot be graded.
+
+    (Plain ``json``: importing nbformat costs seconds, and nbgrader validates the rest.)
+    """
+    if not path.is_file():
+        raise GradingError(f"missing file: {path}")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise GradingError(f"{path} is not a readable notebook: {err}") from err
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
+        raise GradingError(f"{path} is not a readable notebook: expected nbformat 4 with cells")
+    return nb
+
+
+def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
+    """Place ``notebook`` as ``submitted/<student>/<exercise>/<exercise>.ipynb``."""
+    read_notebook(notebook)
+    target = course / "submitted" / student / exercise / f"{exercise}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(notebook, target)
+    return target
+
+
+def submissions(course: Path, exercise: str) -> dict[str, Path]:
+    """``{student: notebook}`` under ``submitted/*/<exercise>/``, each checked to be gradable."""
+    found, problems = {}, []
+    for folder in sorted((course / "submitted").glob(f"*/{exercise}")):
+        notebook = folder / f"{exercise}.ipynb"
+        if not notebook.is_file():
+            others = sorted(p.name for p in folder.glob("*.ipynb")) or ["no notebook"]
+            problems.append(f"{folder}: expected {notebook.name}, found {', '.join(others)}")
+            continue
+        try:
+            read_notebook(notebook)
+        except GradingError as err:
+            problems.append(str(err))
+            continue
+        found[folder.parent.name] = notebook
+    if problems:
+        raise GradingError("cannot grade these submissions (nothing was graded):\n  "
+                           + "\n  ".join(problems))
+    if not found:
+        raise GradingError(
+            f"no submissions of {exercise} in {course / 'submitted'}: each student's notebook "
+            f"goes to submitted/<student>/{exercise}/{exercise}.ipynb"
+        )
+    return found
+
+
+def autograde(course: Path, exercise: str, force: bool = False, student: str | None = None) -> None:
+    """``nbgrader autograde`` every student's (or one student's) submission of ``exercise``.
+
+    Without ``force``, nbgrader skips submissions it already graded (unless resubmitted with a
+    newer ``timestamp.txt``); ``force`` grades them again and replaces their scores.
+    """
+    args = ["autograde", exercise]
+    if force:
+        args.append("--force")
+    if student is not None:
+        args.append(f"--student={student}")
+    run_nbgrader(args, course)
+
+
+def exchange_root(course: Path) -> str | None:
+    """``Exchange.root`` if the course's ``nbgrader_config.py`` sets one (a JupyterHub course)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if not (course / CONFIG).is_file():
+        return None
+    config = PyFileConfigLoader(CONFIG, path=str(course)).load_config()
+    root = config.Exchange.get("root") if "Exchange" in config else None
+    return str(root) if root else None
+
+
+def release_to_exchange(course: Path, exercise: str, exchange: str) -> None:
+    """``nbgrader release_assignment``: publish the student version to the exchange folder."""
+    run_nbgrader(["release_assignment", exercise, "--force", f"--Exchange.root={exchange}"],
+                 course)
+
+
+def export_csv(course: Path, output: Path) -> Path:
+    """``nbgrader export``: one CSV row per (exercise, student) of the gradebook."""
+    output = output.expanduser().resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    run_nbgrader(["export", f"--to={output}"], course)
+    return output

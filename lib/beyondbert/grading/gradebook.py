@@ -1,0 +1,99 @@
+"""Scores out of nbgrader's gradebook (``gradebook.db``) as plain data.
+
+The gradebook is opened read-only: reading scores can never change it. A test's score follows
+nbgrader's rule: the manual score when an instructor set one, else the autograder's, plus any
+extra credit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import GradingError
+
+_SCORES = """
+SELECT sa.student_id, cell.name, gc.max_score, g.auto_score, g.manual_score, g.extra_credit
+FROM grade AS g
+JOIN submitted_notebook AS sn ON g.notebook_id = sn.id
+JOIN submitted_assignment AS sa ON sn.assignment_id = sa.id
+JOIN assignment AS a ON sa.assignment_id = a.id
+JOIN grade_cells AS gc ON g.cell_id = gc.id
+JOIN base_cell AS cell ON gc.id = cell.id
+WHERE a.name = ?
+"""
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One graded test cell: its nbgrader ``grade_id``, points earned and points possible."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    name: str
+    score: float
+    max_score: float
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+@dataclass
+class SubmissionResult:
+    """A student's graded submission of one exercise: one :class:`TestResult` per test cell."""
+
+    student: str
+    tests: list[TestResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tests)
+
+    def failed(self) -> list[str]:
+        """Names of the test cells that did not get full points."""
+        return [t.name for t in self.tests if not t.passed]
+
+    def as_dict(self) -> dict:
+        """``{"score", "max_score", "tests": [{"name", "score", "max_score", "passed"}]}``."""
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "tests": [dict(asdict(t), passed=t.passed) for t in self.tests],
+        }
+
+
+def graded_cells(notebook: Path) -> list[str]:
+    """The ``grade_id`` of each graded cell of a source notebook, in notebook order."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    meta = (c.get("metadata", {}).get("nbgrader", {}) for c in cells)
+    return [m["grade_id"] for m in meta if m.get("grade")]
+
+
+def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
+    """``{student: SubmissionResult}`` for every graded submission of ``exercise``."""
+    db = course / "gradebook.db"
+    if not db.is_file():
+        raise GradingError(f"no gradebook in {course}: run `beyondbert release` first")
+    connection = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(_SCORES, (exercise,)).fetchall()
+    finally:
+        connection.close()
+    source = course / "source" / exercise / f"{exercise}.ipynb"
+    order = {name: i for i, name in enumerate(graded_cells(source))} if source.is_file() else {}
+    results: dict[str, SubmissionResult] = {}
+    for student, name, max_score, auto, manual, extra in rows:
+        score = (manual if manual is not None else auto or 0.0) + (extra or 0.0)
+        results.setdefault(student, SubmissionResult(student)).tests.append(
+            TestResult(name=name, score=float(score), max_score=float(max_score))
+        )
+    for result in results.values():
+        result.tests.sort(key=lambda t: (order.get(t.name, len(order)), t.name))
+    return dict(sorted(results.items()))

@@ -1,0 +1,177 @@
+"""nbgrader's execute step, sandboxed: student cells run in the sandbox, tests run outside.
+
+``SandboxedExecute`` replaces nbgrader's ``Execute`` preprocessor in ``Autograde``. For each code
+cell of the (already sanitised) submission:
+
+* a test cell (nbgrader ``grade`` and not ``solution``; its source restored from the course's
+  record by nbgrader) runs HERE, in the trusted grader process. Every name it uses that the student
+  defined is looked up in the sandbox: functions become proxies whose calls send plain data in and
+  bring plain data back; data is copied out; modules are imported here. The student's process
+  can therefore not patch the asserts, the comparison functions or the grader.
+* every other cell runs in the student's sandbox (see ``session``).
+
+A failing test cell gets an error output that names the exception and, for visible tests, its
+message. A failure inside ``### BEGIN HIDDEN TESTS`` reports only "a hidden test failed", so
+neither hidden test code nor hidden inputs reach the feedback.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import importlib
+import io
+import traceback
+from pathlib import Path
+
+from nbformat import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import is_grade, is_solution
+from traitlets import Bool, Float, Integer, List, Unicode
+
+from .session import SandboxError, SandboxSession
+
+TEST_FILENAME = "<test cell>"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+class StudentFunction:
+    """A callable standing for a function defined in the sandbox; calls go through plain data."""
+
+    def __init__(self, session: SandboxSession, name: str, info: dict, timeout: float) -> None:
+        self._session, self._name, self._timeout = session, name, timeout
+        self.__name__ = name
+        self.__module__ = info.get("module", "")
+        self.defined_in_notebook = bool(info.get("defined_in_notebook"))
+
+    def __call__(self, *args, **kwargs):
+        return self._session.call(self._name, args, kwargs, self._timeout)
+
+    def __repr__(self) -> str:
+        return f"<student function {self._name}>"
+
+
+class StudentObject:
+    """A student value that is not plain data: using it in a test fails the test."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self._name, self._reason = name, reason
+
+    def __getattr__(self, attribute):
+        raise TypeError(f"{self._name} is not plain data ({self._reason})")
+
+
+def _loaded_names(code: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(code))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def _hidden_lines(source: str) -> set[int]:
+    """1-based line numbers inside hidden-test blocks (markers included)."""
+    hidden, inside = set(), False
+    for number, line in enumerate(source.splitlines(), start=1):
+        if HIDDEN_BEGIN in line:
+            inside = True
+        if inside:
+            hidden.add(number)
+        if HIDDEN_END in line:
+            inside = False
+    return hidden
+
+
+def _failing_line(error: BaseException) -> int | None:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == TEST_FILENAME]
+    return frames[-1].lineno if frames else None
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"{ename}: {evalue}" if evalue else ename])
+
+
+def _stream(name: str, text: str) -> NotebookNode:
+    return NotebookNode(output_type="stream", name=name, text=text)
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Execute a submission with student code sandboxed and tests run by the grader."""
+
+    timeout = Float(60.0, help="Seconds one cell or one call may run.").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="Run student code without a sandbox (unsafe).").tag(config=True)
+    forbidden_modules = List(Unicode(), help="beyondbert modules hidden from student code "
+                             "(the ones an exercise asks students to write).").tag(config=True)
+    seed = Integer(0, help="Seed of Python, NumPy and PyTorch on both sides.").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from ..seeding import seed_everything
+
+        folder = Path(resources.get("metadata", {}).get("path") or ".")
+        seed_everything(self.seed, threads=None)
+        trusted: dict = {"__name__": "__grader__"}
+        with SandboxSession(folder, tuple(self.forbidden_modules), seed=self.seed,
+                            unsafe_no_sandbox=self.unsafe_no_sandbox) as session:
+            for cell in nb.cells:
+                if cell.cell_type != "code":
+                    continue
+                cell.outputs = []
+                if is_grade(cell) and not is_solution(cell):
+                    self._run_test(cell, session, trusted)
+                else:
+                    self._run_student(cell, session)
+        return nb, resources
+
+    def _run_student(self, cell: NotebookNode, session: SandboxSession) -> None:
+        try:
+            streams = session.run_cell(cell.source, self.timeout)
+        except SandboxError as failure:
+            cell.outputs.append(_error_output(failure.ename, failure.evalue))
+            return
+        for name in ("stdout", "stderr"):
+            if streams[name]:
+                cell.outputs.append(_stream(name, streams[name]))
+
+    def _bind_student_names(self, code: str, session: SandboxSession, trusted: dict,
+                            from_student: set[str]) -> None:
+        for name in _loaded_names(code):
+            if (name in trusted and name not in from_student) or hasattr(builtins, name):
+                continue
+            info = session.describe(name)
+            kind = info.get("kind")
+            if kind in ("function", "callable"):
+                trusted[name] = StudentFunction(session, name, info, self.timeout)
+            elif kind == "data":
+                trusted[name] = info["value"]
+            elif kind == "module":
+                try:
+                    trusted[name] = importlib.import_module(info["module"])
+                except ImportError:
+                    trusted[name] = StudentObject(name, "a module the grader cannot import")
+            elif kind == "object":
+                trusted[name] = StudentObject(name, info.get("reason", ""))
+            else:
+                trusted.pop(name, None)
+                continue
+            from_student.add(name)
+
+    def _run_test(self, cell: NotebookNode, session: SandboxSession, trusted: dict) -> None:
+        from_student: set[str] = trusted.setdefault("__student_names__", set())
+        hidden = _hidden_lines(cell.source)
+        out = io.StringIO()
+        try:
+            code = compile(cell.source, TEST_FILENAME, "exec")
+            self._bind_student_names(cell.source, session, trusted, from_student)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                exec(code, trusted)
+        except SandboxError as failure:
+            line = _failing_line(failure)
+            message = "a hidden test failed" if line in hidden else failure.evalue
+            cell.outputs.append(_error_output(failure.ename, message))
+        except Exception as failure:  # noqa: BLE001 - any failure fails this test only
+            line = _failing_line(failure)
+            ename = type(failure).__name__
+            message = "a hidden test failed" if line in hidden or line is None and hidden else str(failure)
+            cell.outputs.append(_error_output(ename, message[:500]))
+        else:
+            if out.getvalue() and not hidden:
+                cell.outputs.append(_stream("stdout", out.getvalue()[:2000]))

@@ -1,0 +1,22 @@
+"""nbgrader configuration of the Beyond BERT course.
+
+This repository is not itself an nbgrader course folder: `beyondbert release EXERCISE --course DIR`
+copies this file into an instructor's course folder, and the grading commands and tests copy it
+into the temporary course folders they build (see lib/beyondbert/grading/course.py).
+"""
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+c.CourseDirectory.course_id = "beyond-bert"
+
+# Notebooks import torch: nbgrader's default 30 s per cell is tight on a busy 2-core machine, and
+# a cell that times out silently scores 0.
+c.Execute.timeout = 120
+c.Execute.startup_timeout = 120
+
+# What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# A JupyterHub course sets its exchange folder here (or passes --exchange to `beyondbert release`);
+# without one, `beyondbert release` only writes the student version to release/.
+# c.Exchange.root = "/srv/nbgrader/exchange"

@@ -1,0 +1,252 @@
+"""The instructor's round trip through the ``beyondbert`` console script, and its errors.
+
+release -> two students' notebooks in submitted/<student>/<exercise>/ -> autograde -> export CSV
+-> re-grade one student with --force; ``grade --json`` on one file; bad input fails with exit
+status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from beyondbert.grading import GradingError, find_repo
+from beyondbert.grading.checks import assert_own_work, library_calls
+
+EXERCISE = "01-encoders-and-bert"
+NOTEBOOK = f"{EXERCISE}.ipynb"
+_SCRIPT = Path(sys.executable).parent / "beyondbert"
+COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "beyondbert.cli"]
+
+pytestmark = pytest.mark.xdist_group("grading_cli")  # see test_exercises.py
+
+
+def beyondbert(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the console script; return the finished process (exit status, stdout, stderr)."""
+    return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def place(course: Path, student: str, notebook: Path) -> None:
+    target = course / "submitted" / student / EXERCISE / NOTEBOOK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(notebook, target)
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as fh:
+        return {row["student_id"]: row for row in csv.DictReader(fh)}
+
+
+def instructor_workflow(work: Path, repo: Path) -> dict:
+    """Run every step of the instructor's workflow in ``work``; return what each step printed."""
+    course = work / "course"
+    steps = {"release": beyondbert("release", EXERCISE, "--course", course, cwd=work)}
+    released = course / "release" / EXERCISE / NOTEBOOK
+    place(course, "alice", repo / "solutions" / NOTEBOOK)  # the full solution
+    place(course, "bob", released)  # the untouched student version
+    steps["autograde"] = beyondbert("autograde", EXERCISE, "--course", course, cwd=work)
+    steps["export"] = beyondbert("export", "--course", course, "--output", work / "grades.csv",
+                                 cwd=work)
+    # bob hands in the solution later: only --force grades him again
+    place(course, "bob", repo / "solutions" / NOTEBOOK)
+    steps["no_force"] = beyondbert("autograde", EXERCISE, "--course", course, cwd=work)
+    steps["regrade"] = beyondbert("autograde", EXERCISE, "--course", course, "--force",
+                                  "--student", "bob", cwd=work)
+    steps["export_again"] = beyondbert("export", "--course", course, "--output",
+                                       work / "grades-after-regrade.csv", cwd=work)
+    return {"work": str(work), "course": str(course), "released": str(released),
+            "steps": {name: {"returncode": step.returncode, "stdout": step.stdout,
+                             "stderr": step.stderr} for name, step in steps.items()}}
+
+
+@pytest.fixture(scope="module")
+def round_trip(run_once, repo):
+    """The instructor workflow, run once per test run; the tests below read what it left."""
+    done = run_once("instructor-workflow", lambda work: instructor_workflow(work, repo))
+    steps = {name: SimpleNamespace(**step) for name, step in done["steps"].items()}
+    return SimpleNamespace(work=Path(done["work"]), course=Path(done["course"]),
+                           released=Path(done["released"]), steps=steps)
+
+
+def test_release_creates_the_course_and_the_student_version(round_trip, repo):
+    step = round_trip.steps["release"]
+    assert step.returncode == 0, step.stderr
+    course = round_trip.course
+    assert (course / "nbgrader_config.py").is_file()
+    assert (course / "gradebook.db").is_file()
+    assert (course / "source" / EXERCISE / NOTEBOOK).is_file()
+    assert round_trip.released.is_file()
+    assert str(round_trip.released) in step.stdout
+    assert "no exchange configured" in step.stdout
+    assert round_trip.released.read_bytes() == (repo / "exercises" / NOTEBOOK).read_bytes()
+
+
+def test_autograde_prints_a_score_per_student(round_trip):
+    step = round_trip.steps["autograde"]
+    assert step.returncode == 0, step.stderr
+    rows = {line.split()[0]: line.split() for line in step.stdout.splitlines()[1:]}
+    assert set(rows) == {"alice", "bob"}
+    assert rows["alice"][1:4] == ["17", "17", "-"]
+    assert rows["bob"][1:3] == ["0", "17"] and "test_mean_pool," in rows["bob"]
+    assert (round_trip.course / "autograded" / "alice" / EXERCISE / NOTEBOOK).is_file()
+
+
+def test_export_writes_one_csv_row_per_student(round_trip):
+    step = round_trip.steps["export"]
+    assert step.returncode == 0, step.stderr
+    rows = read_csv(round_trip.work / "grades.csv")
+    assert set(rows) == {"alice", "bob"}
+    for row in rows.values():
+        assert row["assignment"] == EXERCISE and float(row["max_score"]) == 17
+    assert float(rows["alice"]["score"]) == 17
+    assert float(rows["bob"]["score"]) == 0
+
+
+def test_regrading_needs_force_and_replaces_the_old_score(round_trip):
+    skipped = round_trip.steps["no_force"]
+    assert skipped.returncode == 0, skipped.stderr
+    assert ["bob", "0", "17"] in [line.split()[:3] for line in skipped.stdout.splitlines()]
+    step = round_trip.steps["regrade"]
+    assert step.returncode == 0, step.stderr
+    assert [line.split()[:3] for line in step.stdout.splitlines()[1:]] == [["bob", "17", "17"]]
+    assert round_trip.steps["export_again"].returncode == 0
+    rows = read_csv(round_trip.work / "grades-after-regrade.csv")
+    assert float(rows["bob"]["score"]) == 17 and float(rows["alice"]["score"]) == 17
+
+
+def test_a_broken_submission_stops_autograde_before_the_gradebook_is_touched(
+        round_trip, tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(round_trip.course, course)
+    before = (course / "gradebook.db").read_bytes()
+    broken = course / "submitted" / "carol" / EXERCISE / NOTEBOOK
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{ this is not a notebook")
+    misnamed = course / "submitted" / "dave" / EXERCISE / "my-answers.ipynb"
+    misnamed.parent.mkdir(parents=True)
+    shutil.copyfile(round_trip.released, misnamed)
+    step = beyondbert("autograde", EXERCISE, "--course", course, "--force", cwd=tmp_path)
+    assert step.returncode == 2
+    assert "carol" in step.stderr and "not a readable notebook" in step.stderr
+    assert "my-answers.ipynb" in step.stderr and f"expected {NOTEBOOK}" in step.stderr
+    assert (course / "gradebook.db").read_bytes() == before
+    assert not (course / "autograded" / "carol").exists()
+
+
+def test_grade_one_file_as_json(repo, tmp_path):
+    step = beyondbert("grade", repo / "solutions" / NOTEBOOK, "--exercise", EXERCISE, "--json",
+                      cwd=tmp_path)
+    assert step.returncode == 0, step.stderr
+    result = json.loads(step.stdout)  # stdout holds the JSON only
+    assert set(result) == {"score", "max_score", "tests"}
+    assert result["score"] == result["max_score"] == 17
+    assert [t["name"] for t in result["tests"]][:2] == ["test_attention_shapes",
+                                                        "test_attention_masking"]
+    for test in result["tests"]:
+        assert set(test) == {"name", "score", "max_score", "passed"}
+        assert test["passed"] is True and test["score"] == test["max_score"] > 0
+    assert list(tmp_path.iterdir()) == [], "grade must not write into the current folder"
+
+
+def test_release_to_an_exchange(tmp_path):
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    step = beyondbert("release", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
+                      cwd=tmp_path)
+    assert step.returncode == 0, step.stderr
+    assert (exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK).is_file()
+    assert "released to the exchange" in step.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("grade", "x.ipynb", "--exercise", "99-nope"),
+    ("release", "99-nope", "--course", "course"),
+    ("autograde", "99-nope", "--course", "course"),
+    ("generate", "99-nope"),
+])
+def test_unknown_exercise_lists_the_known_ones(args, tmp_path):
+    step = beyondbert(*args, cwd=tmp_path)
+    assert step.returncode == 2
+    assert "unknown exercise '99-nope'" in step.stderr and EXERCISE in step.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing may be written on bad input"
+
+
+def test_grading_a_missing_file_fails(tmp_path):
+    step = beyondbert("grade", tmp_path / "absent.ipynb", "--exercise", EXERCISE, cwd=tmp_path)
+    assert step.returncode == 2 and "missing file" in step.stderr
+
+
+@pytest.mark.parametrize("command", [("autograde", EXERCISE), ("export",)])
+def test_commands_refuse_a_folder_that_is_not_a_course(command, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a course")
+    step = beyondbert(*command, cwd=tmp_path)  # --course defaults to the current folder
+    assert step.returncode == 2 and "not an nbgrader course folder" in step.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_release_refuses_a_non_empty_folder_and_the_repository(repo, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a course")
+    step = beyondbert("release", EXERCISE, cwd=tmp_path)
+    assert step.returncode == 2 and "not empty" in step.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    step = beyondbert("release", EXERCISE, "--course", repo, cwd=tmp_path)
+    assert step.returncode == 2 and "is the course repository" in step.stderr
+    assert not (repo / "source").exists() and not (repo / "gradebook.db").exists()
+
+
+def test_autograde_needs_a_released_exercise(repo, tmp_path):
+    shutil.copyfile(repo / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    step = beyondbert("autograde", EXERCISE, cwd=tmp_path)
+    assert step.returncode == 2 and "was not released" in step.stderr
+    assert not (tmp_path / "gradebook.db").exists()
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert beyondbert(cwd=tmp_path).returncode == 2
+    assert beyondbert("grade", "x.ipynb", cwd=tmp_path).returncode == 2  # --exercise missing
+
+
+def test_list_prints_the_exercises(tmp_path, repo):
+    step = beyondbert("list", "--repo", repo, cwd=tmp_path)
+    assert step.returncode == 0 and EXERCISE in step.stdout.split()
+
+
+def test_find_repo_from_option_env_and_package(repo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BEYONDBERT_REPO", raising=False)
+    assert find_repo() == repo  # not below the current folder: the package's checkout
+    assert find_repo(repo) == repo
+    monkeypatch.setenv("BEYONDBERT_REPO", str(repo))
+    assert find_repo() == repo
+    with pytest.raises(GradingError, match="no solutions/ folder"):
+        find_repo(tmp_path)
+
+
+def _own_mean(hidden, mask):
+    return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+
+def _wrapped_mean(hidden, mask):
+    from beyondbert.pooling import mean_pool
+
+    return mean_pool(hidden, mask)
+
+
+def test_assert_own_work_tells_own_code_from_the_library():
+    from beyondbert.pooling import mean_pool
+
+    hidden, mask = torch.ones(2, 3, 4), torch.ones(2, 3)
+    assert_own_work(_own_mean, hidden, mask)  # passes: written here, uses torch only
+    with pytest.raises(AssertionError, match="not written in this notebook"):
+        assert_own_work(mean_pool, hidden, mask)
+    with pytest.raises(AssertionError, match="calls the course library"):
+        assert_own_work(_wrapped_mean, hidden, mask)
+    assert "beyondbert.pooling.mean_pool" in library_calls(_wrapped_mean, hidden, mask)
