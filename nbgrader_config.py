@@ -5,6 +5,12 @@ copies this file into an instructor's course folder, and the grading commands an
 into the temporary course folders they build (see lib/beyondbert/grading/course.py).
 """
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
+
+from beyondbert.sandbox.executor import SandboxedExecute
+
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 c.CourseDirectory.course_id = "beyond-bert"
@@ -13,6 +19,19 @@ c.CourseDirectory.course_id = "beyond-bert"
 # a cell that times out silently scores 0.
 c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
+
+# Autograding runs student code in a bubblewrap sandbox and the test cells in the grader (see
+# lib/beyondbert/sandbox/): nbgrader's own steps, with its Execute replaced by SandboxedExecute.
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]
+c.SandboxedExecute.timeout = 60  # seconds per cell or per call of a student function
+# The library modules each exercise asks students to write themselves: hidden from student code,
+# so importing the course's own implementation earns no credit (the exercises say so).
+c.SandboxedExecute.forbidden_modules = {
+    "01-encoders-and-bert": ["beyondbert.attention", "beyondbert.pooling"],
+}
 
 # What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -146,12 +146,12 @@ def test_grade_one_file_as_json(repo, tmp_path):
                       cwd=tmp_path)
     assert step.returncode == 0, step.stderr
     result = json.loads(step.stdout)  # stdout holds the JSON only
-    assert set(result) == {"score", "max_score", "tests"}
+    assert set(result) == {"score", "max_score", "flags", "tests"} and result["flags"] == []
     assert result["score"] == result["max_score"] == 17
     assert [t["name"] for t in result["tests"]][:2] == ["test_attention_shapes",
                                                         "test_attention_masking"]
     for test in result["tests"]:
-        assert set(test) == {"name", "score", "max_score", "passed"}
+        assert set(test) == {"name", "score", "max_score", "passed", "message"}
         assert test["passed"] is True and test["score"] == test["max_score"] > 0
     assert list(tmp_path.iterdir()) == [], "grade must not write into the current folder"
 

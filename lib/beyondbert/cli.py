@@ -3,11 +3,15 @@
     beyondbert list                                          the course's exercises
     beyondbert generate [EXERCISE ...]                       exercises/ from solutions/
     beyondbert release EXERCISE [--course DIR]               add an exercise to a course folder
-    beyondbert autograde EXERCISE [--course DIR] [--force]   grade submitted/<student>/<EXERCISE>/
+    beyondbert autograde EXERCISE [--course DIR] [--force] [--jobs N]
+                                                             grade submitted/<student>/<EXERCISE>/
     beyondbert grade SUBMISSION.ipynb --exercise EXERCISE [--json]   grade one file
+    beyondbert feedback EXERCISE [--course DIR]              per-student HTML feedback
     beyondbert export [--course DIR] [--output grades.csv]   every grade as CSV
 
-Exit status: 0 done, 1 an nbgrader step failed, 2 bad input (nothing was changed).
+Student code always runs in a bubblewrap sandbox; without one, grading is refused unless
+--unsafe-no-sandbox is given. Exit status: 0 done, 1 an nbgrader step failed or a submission is
+flagged, 2 bad input (nothing was changed).
 """
 
 from __future__ import annotations
@@ -28,10 +32,15 @@ from .grading import (
     grade_notebook,
     list_exercises,
     release,
+    write_feedback,
 )
 from .grading.exercises import REPO_ENV
 
 EXIT_OK, EXIT_NBGRADER_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class SubmissionsFlagged(NbgraderFailed):
+    """Grading finished, but some submissions need the instructor's eye (exit status 1)."""
 
 
 def _points(x: float) -> str:
@@ -73,23 +82,29 @@ def _score_table(results: dict[str, SubmissionResult]) -> str:
         rows.append((student, _points(result.score), _points(result.max_score),
                      ", ".join(result.failed()) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows
-    )
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}"
+             for r in rows]
+    flagged = [f"FLAGGED {student}: {flag}" for student, result in results.items()
+               for flag in result.flags]
+    return "\n".join(lines + flagged)
 
 
 def _cmd_autograde(args: argparse.Namespace) -> None:
     repo = find_repo(args.repo)
     _say(f"Autograding {args.exercise} in {Path(args.course).resolve()} ...")
     results = autograde(args.exercise, Path(args.course), repo, force=args.force,
-                        student=args.student)
+                        student=args.student, jobs=args.jobs,
+                        unsafe_no_sandbox=args.unsafe_no_sandbox)
     print(_score_table(results))
+    if any(result.flags for result in results.values()):
+        raise SubmissionsFlagged("some submissions are flagged (listed above): look at them")
 
 
 def _cmd_grade(args: argparse.Namespace) -> None:
     repo = find_repo(args.repo)
     _say(f"Grading {args.submission} against {args.exercise} ...")
-    result = grade_notebook(args.exercise, Path(args.submission), repo)
+    result = grade_notebook(args.exercise, Path(args.submission), repo,
+                            unsafe_no_sandbox=args.unsafe_no_sandbox)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return
@@ -97,7 +112,16 @@ def _cmd_grade(args: argparse.Namespace) -> None:
     width = max(len(t.name) for t in result.tests)
     for t in result.tests:
         status = "passed" if t.passed else "FAILED"
-        print(f"  {status}  {t.name:<{width}}  {_points(t.score)}/{_points(t.max_score)}")
+        print(f"  {status}  {t.name:<{width}}  {_points(t.score)}/{_points(t.max_score)}"
+              + (f"  {t.message}" if t.message else ""))
+    for flag in result.flags:
+        print(f"  FLAGGED  {flag}")
+
+
+def _cmd_feedback(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    for path in write_feedback(args.exercise, Path(args.course), repo):
+        print(f"wrote {path}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -114,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     course = argparse.ArgumentParser(add_help=False)
     course.add_argument("--course", metavar="DIR", default=".",
                         help="the nbgrader course folder (default: the current folder)")
+    sandbox = argparse.ArgumentParser(add_help=False)
+    sandbox.add_argument("--unsafe-no-sandbox", action="store_true",
+                         help="grade even where no bubblewrap sandbox can start: student code "
+                              "then runs with YOUR rights and can read or change your files")
 
     parser = argparse.ArgumentParser(
         prog="beyondbert", description="Grading tools of the Beyond BERT course (over nbgrader).",
@@ -136,20 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "course's nbgrader_config.py, if set)")
     p.set_defaults(run=_cmd_release)
 
-    p = sub.add_parser("autograde", parents=[common, course],
+    p = sub.add_parser("autograde", parents=[common, course, sandbox],
                        help="autograde submitted/<student>/EXERCISE/ and print the scores")
     p.add_argument("exercise", metavar="EXERCISE")
     p.add_argument("--force", action="store_true",
                    help="grade again submissions that were already graded")
     p.add_argument("--student", metavar="ID", help="grade only this student's submission")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="grade N submissions at a time (default 1; results are the same)")
     p.set_defaults(run=_cmd_autograde)
 
-    p = sub.add_parser("grade", parents=[common],
+    p = sub.add_parser("grade", parents=[common, sandbox],
                        help="grade one notebook file (in a temporary course) and print its score")
     p.add_argument("submission", metavar="SUBMISSION.ipynb")
     p.add_argument("--exercise", required=True, metavar="EXERCISE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=_cmd_grade)
+
+    p = sub.add_parser("feedback", parents=[common, course],
+                       help="write feedback/<student>/EXERCISE/feedback.html for every graded "
+                            "student (pass/fail, points and messages; no hidden test code)")
+    p.add_argument("exercise", metavar="EXERCISE")
+    p.set_defaults(run=_cmd_feedback)
 
     p = sub.add_parser("export", parents=[common, course],
                        help="write every grade of the course's gradebook to CSV")

@@ -29,7 +29,8 @@ def masked_attention(q, k, v, mask):
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     return weights @ v, weights
 '''},
-    # the library's implementation instead of the student's own: no credit for task 1
+    # the library's implementation instead of the student's own: the grader's sandbox hides
+    # beyondbert.attention, so the import fails and every test using masked_attention fails
     "attention_imports_beyondbert": {"masked_attention": '''
 from beyondbert.attention import scaled_dot_product_attention as masked_attention
 '''},
@@ -65,7 +66,7 @@ FAILING = {
                                      "test_attention_values", "test_causal_attention"},
     "attention_nan_on_fully_masked_rows": {"test_attention_masking"},
     "attention_imports_beyondbert": {"test_attention_shapes", "test_attention_masking",
-                                     "test_attention_values"},
+                                     "test_attention_values", "test_causal_attention"},
     "causal_mask_upper_triangular": {"test_causal_mask", "test_causal_attention"},
     "pool_ignores_mask": {"test_mean_pool", "test_mean_pool_edge_cases"},
     "pool_nan_on_all_padding": {"test_mean_pool_edge_cases"},

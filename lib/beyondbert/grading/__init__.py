@@ -3,7 +3,8 @@
     exercises  where exercises live (solutions/NN-slug.ipynb) and their names
     course     an nbgrader course folder and the nbgrader steps (always a subprocess)
     gradebook  scores read from nbgrader's gradebook.db as plain data
-    runner     run submissions and get per-test results (the step a sandbox will replace)
+    runner     grade submissions (one sandboxed nbgrader process each, several at a time)
+    feedback   per-student HTML feedback without hidden test code
     workflow   the commands behind the `beyondbert` console script (cli.py)
     checks     checks that exercises' hidden tests call in the student's kernel
 
@@ -16,10 +17,10 @@ from .errors import GradingError, NbgraderFailed
 from .exercises import find_repo, list_exercises
 from .gradebook import SubmissionResult, TestResult
 from .runner import grade_notebook, grade_submissions
-from .workflow import autograde, export_grades, generate_exercises, release
+from .workflow import autograde, export_grades, generate_exercises, release, write_feedback
 
 __all__ = [
     "GradingError", "NbgraderFailed", "SubmissionResult", "TestResult", "autograde",
     "export_grades", "find_repo", "generate_exercises", "grade_notebook", "grade_submissions",
-    "list_exercises", "release",
+    "list_exercises", "release", "write_feedback",
 ]

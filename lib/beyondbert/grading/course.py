@@ -121,6 +121,25 @@ def read_notebook(path: Path) -> dict:
     return nb
 
 
+def submission_flags(source: Path, submitted: Path) -> list[str]:
+    """What the instructor should know about a submission's graded cells before trusting it.
+
+    A test cell deleted (or its nbgrader metadata stripped) scores 0; a grade id used twice
+    makes nbgrader drop the copies. Both are flagged; the rest of the notebook is graded.
+    """
+    def grade_ids(path: Path) -> list[str]:
+        cells = read_notebook(path)["cells"]
+        meta = (c.get("metadata", {}).get("nbgrader", {}) for c in cells if isinstance(c, dict))
+        return [m.get("grade_id", "") for m in meta if isinstance(m, dict) and m.get("grade")]
+
+    expected, found = grade_ids(source), grade_ids(submitted)
+    flags = [f"test cell {gid!r} is missing or lost its nbgrader metadata: it scores 0"
+             for gid in expected if gid not in found]
+    flags += [f"grade id {gid!r} appears {found.count(gid)} times: only one cell is graded"
+              for gid in sorted(set(found)) if found.count(gid) > 1]
+    return flags
+
+
 def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
     """Place ``notebook`` as ``submitted/<student>/<exercise>/<exercise>.ipynb``."""
     read_notebook(notebook)
@@ -156,18 +175,55 @@ def submissions(course: Path, exercise: str) -> dict[str, Path]:
     return found
 
 
-def autograde(course: Path, exercise: str, force: bool = False, student: str | None = None) -> None:
-    """``nbgrader autograde`` every student's (or one student's) submission of ``exercise``.
+def autograde_one(course: Path, exercise: str, student: str, force: bool = False,
+                  unsafe_no_sandbox: bool = False) -> str | None:
+    """``nbgrader autograde`` one student's submission; None when it ran, else why it failed.
 
-    Without ``force``, nbgrader skips submissions it already graded (unless resubmitted with a
-    newer ``timestamp.txt``); ``force`` grades them again and replaces their scores.
+    Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
+    newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
+    in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``).
     """
-    args = ["autograde", exercise]
+    args = ["autograde", exercise, f"--student={student}"]
     if force:
         args.append("--force")
-    if student is not None:
-        args.append(f"--student={student}")
-    run_nbgrader(args, course)
+    if unsafe_no_sandbox:
+        args.append("--SandboxedExecute.unsafe_no_sandbox=True")
+    try:
+        log = run_nbgrader(args, course)
+    except NbgraderFailed as failure:
+        return str(failure)
+    if "[AutogradeApp | ERROR]" in log:  # nbgrader logs a failed notebook and exits 0
+        errors = [line for line in log.splitlines() if "ERROR" in line]
+        return "nbgrader could not grade it: " + " | ".join(errors[-3:])
+    return None
+
+
+def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
+              jobs: int = 1, unsafe_no_sandbox: bool = False,
+              progress: bool = True) -> dict[str, str]:
+    """Autograde ``students``' submissions, ``jobs`` at a time; return ``{student: problem}``.
+
+    Each submission is graded by its own nbgrader process, so one that cannot be graded (a
+    broken notebook, a duplicated test id) is reported and the others are graded all the same.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise GradingError(f"--jobs must be a positive number of parallel graders, got {jobs}")
+    problems: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
+            total=len(students), desc=f"autograde {exercise}", unit="submission",
+            disable=not progress, file=sys.stderr) as bar:
+        futures = {pool.submit(autograde_one, course, exercise, student, force,
+                               unsafe_no_sandbox): student for student in students}
+        for future in as_completed(futures):
+            problem = future.result()
+            if problem:
+                problems[futures[future]] = problem
+            bar.update()
+    return problems
 
 
 def exchange_root(course: Path) -> str | None:

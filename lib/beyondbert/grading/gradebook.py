@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import GradingError
@@ -28,13 +28,15 @@ WHERE a.name = ?
 
 @dataclass(frozen=True)
 class TestResult:
-    """One graded test cell: its nbgrader ``grade_id``, points earned and points possible."""
+    """One graded test cell: its nbgrader ``grade_id``, points earned and possible, and why it
+    failed (the error's name and message; "a hidden test failed" for hidden tests)."""
 
     __test__ = False  # not a pytest test class, despite its name
 
     name: str
     score: float
     max_score: float
+    message: str = ""
 
     @property
     def passed(self) -> bool:
@@ -43,10 +45,13 @@ class TestResult:
 
 @dataclass
 class SubmissionResult:
-    """A student's graded submission of one exercise: one :class:`TestResult` per test cell."""
+    """A student's graded submission of one exercise: one :class:`TestResult` per test cell, and
+    flags for the instructor (a test cell missing or duplicated, a notebook nbgrader could not
+    grade)."""
 
     student: str
     tests: list[TestResult] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -61,19 +66,40 @@ class SubmissionResult:
         return [t.name for t in self.tests if not t.passed]
 
     def as_dict(self) -> dict:
-        """``{"score", "max_score", "tests": [{"name", "score", "max_score", "passed"}]}``."""
+        """``{"score", "max_score", "flags", "tests": [{"name", "score", "max_score", "passed",
+        "message"}]}``."""
         return {
             "score": self.score,
             "max_score": self.max_score,
+            "flags": list(self.flags),
             "tests": [dict(asdict(t), passed=t.passed) for t in self.tests],
         }
 
 
-def graded_cells(notebook: Path) -> list[str]:
-    """The ``grade_id`` of each graded cell of a source notebook, in notebook order."""
+def test_points(notebook: Path) -> dict[str, float]:
+    """``{grade_id: points}`` of each graded cell of a source notebook, in notebook order."""
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
     meta = (c.get("metadata", {}).get("nbgrader", {}) for c in cells)
-    return [m["grade_id"] for m in meta if m.get("grade")]
+    return {m["grade_id"]: float(m.get("points", 0)) for m in meta if m.get("grade")}
+
+
+def graded_cells(notebook: Path) -> list[str]:
+    """The ``grade_id`` of each graded cell of a source notebook, in notebook order."""
+    return list(test_points(notebook))
+
+
+def test_messages(notebook: Path) -> dict[str, str]:
+    """``{grade_id: "Error: message"}`` of the failed test cells of an autograded notebook."""
+    if not Path(notebook).is_file():
+        return {}
+    messages = {}
+    for cell in json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if meta.get("grade") and errors:
+            ename, evalue = errors[0].get("ename", "Error"), errors[0].get("evalue", "")
+            messages[meta["grade_id"]] = f"{ename}: {evalue}" if evalue else ename
+    return messages
 
 
 def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
@@ -94,6 +120,9 @@ def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
         results.setdefault(student, SubmissionResult(student)).tests.append(
             TestResult(name=name, score=float(score), max_score=float(max_score))
         )
-    for result in results.values():
+    for student, result in results.items():
+        messages = test_messages(course / "autograded" / student / exercise / f"{exercise}.ipynb")
+        result.tests = [replace(t, message=messages.get(t.name, "")) if not t.passed else t
+                        for t in result.tests]
         result.tests.sort(key=lambda t: (order.get(t.name, len(order)), t.name))
     return dict(sorted(results.items()))

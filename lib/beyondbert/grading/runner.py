@@ -1,9 +1,9 @@
-"""Run submissions of one exercise and get per-test results — the step a sandbox will replace.
+"""Grade submissions of one exercise and get per-test results, with student code sandboxed.
 
-Today the submissions run the way nbgrader runs them: inside a Jupyter kernel, in a throw-away
-course folder, with the test cells from the gradebook. A later sandboxed runner (student code in
-its own process, plain data out, scores computed outside) only has to keep the signature of
-:func:`grade_submissions`.
+Each submission is autograded by its own ``nbgrader autograde`` process (several at a time with
+``jobs``); nbgrader's execute step is ``beyondbert.sandbox.executor.SandboxedExecute`` (set in the
+course's ``nbgrader_config.py``): student cells run in a bubblewrap sandbox, tests run in the
+grader, and only plain data crosses between them. Scores are read back from the gradebook.
 """
 
 from __future__ import annotations
@@ -13,35 +13,70 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import course as nbg
-from .errors import NbgraderFailed
+from .errors import GradingError
 from .exercises import check_exercise
-from .gradebook import SubmissionResult, read_results
+from .gradebook import SubmissionResult, TestResult, graded_cells, read_results, test_points
 
 
-def grade_submissions(
-    exercise: str, notebooks: Mapping[str, Path], repo: Path
-) -> dict[str, SubmissionResult]:
-    """Grade ``{student: notebook}`` against ``exercise`` in a temporary course (one nbgrader run).
+def check_sandbox(unsafe_no_sandbox: bool = False) -> None:
+    """Refuse to grade when no sandbox can run student code, unless the instructor opted out."""
+    from ..sandbox.launcher import sandbox_problem
+
+    problem = None if unsafe_no_sandbox else sandbox_problem()
+    if problem:
+        raise GradingError(f"refusing to grade: {problem}")
+
+
+def grade_course(course: Path, exercise: str, found: dict[str, Path], force: bool = False,
+                 jobs: int = 1, unsafe_no_sandbox: bool = False,
+                 progress: bool = True) -> dict[str, SubmissionResult]:
+    """Autograde ``{student: submitted notebook}`` of a released exercise; flag what needs a look.
+
+    Every student in ``found`` gets a result: one nbgrader could not grade scores 0 on every test
+    and carries a flag that says why.
+    """
+    check_sandbox(unsafe_no_sandbox)
+    problems = nbg.autograde(course, exercise, sorted(found), force=force, jobs=jobs,
+                             unsafe_no_sandbox=unsafe_no_sandbox, progress=progress)
+    results = read_results(course, exercise)
+    source = course / "source" / exercise / f"{exercise}.ipynb"
+    tests = graded_cells(source)
+    points = test_points(source)
+    out = {}
+    for student, notebook in sorted(found.items()):
+        result = results.get(student) or SubmissionResult(
+            student, [TestResult(t, 0.0, points[t], "not graded") for t in tests])
+        result.flags = nbg.submission_flags(source, notebook)
+        if student in problems:
+            result.flags.append(problems[student])
+        out[student] = result
+    return out
+
+
+def grade_submissions(exercise: str, notebooks: Mapping[str, Path], repo: Path, jobs: int = 1,
+                      unsafe_no_sandbox: bool = False,
+                      progress: bool = False) -> dict[str, SubmissionResult]:
+    """Grade ``{student: notebook}`` against ``exercise`` in a temporary course.
 
     Every notebook is checked to be readable before anything runs.
     """
     check_exercise(exercise, repo)
     for notebook in notebooks.values():
         nbg.read_notebook(Path(notebook))
+    check_sandbox(unsafe_no_sandbox)
     with tempfile.TemporaryDirectory(prefix="beyondbert-grade-") as tmp:
         course = nbg.open_course(Path(tmp) / "course", repo, create=True)
         nbg.install_source(course, exercise, repo)
         nbg.generate(course, exercise)
-        for student, notebook in notebooks.items():
-            nbg.submit(course, exercise, student, Path(notebook))
-        nbg.autograde(course, exercise, force=True)
-        results = read_results(course, exercise)
-    missing = sorted(set(notebooks) - set(results))
-    if missing:
-        raise NbgraderFailed(f"nbgrader recorded no grades for: {', '.join(missing)}")
+        found = {student: nbg.submit(course, exercise, student, Path(notebook))
+                 for student, notebook in notebooks.items()}
+        results = grade_course(course, exercise, found, force=True, jobs=jobs,
+                               unsafe_no_sandbox=unsafe_no_sandbox, progress=progress)
     return {student: results[student] for student in notebooks}
 
 
-def grade_notebook(exercise: str, notebook: Path, repo: Path) -> SubmissionResult:
+def grade_notebook(exercise: str, notebook: Path, repo: Path,
+                   unsafe_no_sandbox: bool = False) -> SubmissionResult:
     """Grade one notebook file against ``exercise``: its score and each test's result."""
-    return grade_submissions(exercise, {"submission": Path(notebook)}, repo)["submission"]
+    return grade_submissions(exercise, {"submission": Path(notebook)}, repo,
+                             unsafe_no_sandbox=unsafe_no_sandbox)["submission"]

@@ -14,7 +14,9 @@ from pathlib import Path
 from . import course as nbg
 from .errors import GradingError
 from .exercises import check_exercise, list_exercises
+from .feedback import write_feedback_pages
 from .gradebook import SubmissionResult, read_results
+from .runner import grade_course
 
 
 def generate_exercises(repo: Path, names: list[str] | None = None,
@@ -81,21 +83,32 @@ def _released_course(exercise: str, course_dir: Path, repo: Path) -> Path:
 
 
 def autograde(exercise: str, course_dir: Path, repo: Path, force: bool = False,
-              student: str | None = None) -> dict[str, SubmissionResult]:
+              student: str | None = None, jobs: int = 1,
+              unsafe_no_sandbox: bool = False) -> dict[str, SubmissionResult]:
     """Autograde ``submitted/<student>/<exercise>/`` of a course; return ``{student: result}``.
 
     All submissions are checked (right file name, readable notebook) before nbgrader runs.
-    ``force`` grades already-graded submissions again; ``student`` limits grading to one.
+    ``force`` grades already-graded submissions again; ``student`` limits grading to one;
+    ``jobs`` submissions are graded at a time.
     """
     course = _released_course(exercise, course_dir, repo)
     found = nbg.submissions(course, exercise)
-    if student is not None and student not in found:
-        raise GradingError(
-            f"no submission of {exercise} by {student!r}; submitted: {', '.join(found)}"
-        )
-    nbg.autograde(course, exercise, force=force, student=student)
+    if student is not None:
+        if student not in found:
+            raise GradingError(
+                f"no submission of {exercise} by {student!r}; submitted: {', '.join(found)}")
+        found = {student: found[student]}
+    return grade_course(course, exercise, found, force=force, jobs=jobs,
+                        unsafe_no_sandbox=unsafe_no_sandbox)
+
+
+def write_feedback(exercise: str, course_dir: Path, repo: Path) -> list[Path]:
+    """HTML feedback for every graded submission of ``exercise`` (see :mod:`.feedback`)."""
+    course = _released_course(exercise, course_dir, repo)
     results = read_results(course, exercise)
-    return {s: r for s, r in results.items() if s in found and student in (None, s)}
+    if not results:
+        raise GradingError(f"no graded submissions of {exercise} in {course}: autograde first")
+    return write_feedback_pages(course, exercise, results)
 
 
 def export_grades(course_dir: Path, output: Path, repo: Path | None = None) -> Path:

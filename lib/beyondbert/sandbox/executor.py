@@ -28,11 +28,12 @@ from pathlib import Path
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
 from .session import SandboxError, SandboxSession
 
 TEST_FILENAME = "<test cell>"
+GRADER_MODULES = ("beyondbert.grading", "beyondbert.sandbox", "beyondbert.cli", "beyondbert.book")
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
@@ -60,6 +61,25 @@ class StudentObject:
 
     def __getattr__(self, attribute):
         raise TypeError(f"{self._name} is not plain data ({self._reason})")
+
+
+def _library_function(info: dict):
+    """The grader's own copy of a course-library function the student only imported, else None.
+
+    ``from beyondbert.seeding import seed_everything`` must seed the grader, where tests run.
+    Only the course's teaching modules qualify (not the grader's own), so the student cannot
+    choose which other grader-side code a test runs.
+    """
+    module, qualname = info.get("module", ""), info.get("qualname", "")
+    if (info.get("kind") != "function" or info.get("defined_in_notebook")
+            or not module.startswith("beyondbert.") or module.startswith(GRADER_MODULES)
+            or not qualname.isidentifier()):
+        return None
+    try:
+        function = getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        return None
+    return function if callable(function) else None
 
 
 def _loaded_names(code: str) -> set[str]:
@@ -99,17 +119,21 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     timeout = Float(60.0, help="Seconds one cell or one call may run.").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="Run student code without a sandbox (unsafe).").tag(config=True)
-    forbidden_modules = List(Unicode(), help="beyondbert modules hidden from student code "
-                             "(the ones an exercise asks students to write).").tag(config=True)
+    forbidden_modules = Dict(value_trait=List(Unicode()), default_value={},
+                             help="{exercise: [beyondbert modules hidden from its student code]}: "
+                                  "the modules an exercise asks students to write themselves."
+                             ).tag(config=True)
     seed = Integer(0, help="Seed of Python, NumPy and PyTorch on both sides.").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         from ..seeding import seed_everything
 
         folder = Path(resources.get("metadata", {}).get("path") or ".")
+        exercise = resources.get("nbgrader", {}).get("assignment", "")
         seed_everything(self.seed, threads=None)
         trusted: dict = {"__name__": "__grader__"}
-        with SandboxSession(folder, tuple(self.forbidden_modules), seed=self.seed,
+        hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
+        with SandboxSession(folder, hidden_modules, seed=self.seed,
                             unsafe_no_sandbox=self.unsafe_no_sandbox) as session:
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -138,7 +162,10 @@ class SandboxedExecute(NbGraderPreprocessor):
                 continue
             info = session.describe(name)
             kind = info.get("kind")
-            if kind in ("function", "callable"):
+            library_function = _library_function(info)
+            if library_function is not None:
+                trusted[name] = library_function
+            elif kind in ("function", "callable"):
                 trusted[name] = StudentFunction(session, name, info, self.timeout)
             elif kind == "data":
                 trusted[name] = info["value"]
@@ -167,7 +194,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             line = _failing_line(failure)
             message = "a hidden test failed" if line in hidden else failure.evalue
             cell.outputs.append(_error_output(failure.ename, message))
-        except Exception as failure:  # noqa: BLE001 - any failure fails this test only
+        except BaseException as failure:  # noqa: BLE001 - any failure (even SystemExit) fails this test only
             line = _failing_line(failure)
             ename = type(failure).__name__
             message = "a hidden test failed" if line in hidden or line is None and hidden else str(failure)

@@ -56,7 +56,7 @@ def _describe(namespace: dict, name: str) -> dict:
         return {"kind": "module", "module": obj.__name__}
     if isinstance(obj, types.FunctionType):
         filename = obj.__code__.co_filename
-        return {"kind": "function", "module": str(obj.__module__),
+        return {"kind": "function", "module": str(obj.__module__), "qualname": obj.__qualname__,
                 "defined_in_notebook": filename.startswith("<student cell")}
     if callable(obj):
         return {"kind": "callable", "module": str(getattr(obj, "__module__", "")),
