@@ -16,11 +16,12 @@ import pytest
 
 from beyondbert.grading import generate_exercises, grade_submissions, list_exercises
 from beyondbert.grading.gradebook import graded_cells
+from notebooks import (MARKERS, answer_cells, nbgrader_meta, secret_regions, solution_answers,
+                       write_answers)
 
 REPO = Path(__file__).resolve().parents[1]
 EXERCISES = list_exercises(REPO)
 MUTANT_FILES = {name: REPO / "tests" / "mutants" / f"{name}.py" for name in EXERCISES}
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 # Keep these tests on one worker where xdist can; `run_once` (conftest) grades each exercise
 # once per run even where it cannot.
@@ -39,45 +40,6 @@ def load_mutants(exercise: str) -> tuple[dict[str, dict[str, str]], dict[str, se
 MUTANT_CASES = [(ex, name) for ex in EXERCISES for name in load_mutants(ex)[0]]
 
 
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def answer_cells(nb) -> dict[str, nbformat.NotebookNode]:
-    """``{grade_id: cell}`` of the autograded answer (solution) cells."""
-    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("solution")}
-
-
-def without_markers(source: str) -> str:
-    return "\n".join(line for line in source.splitlines()
-                     if not any(m in line for m in MARKERS))
-
-
-def write_answers(student_version: Path, answers: dict[str, str], target: Path) -> Path:
-    """Save ``student_version`` with answer cells replaced (``{grade_id: source}``)."""
-    nb = nbformat.read(student_version, as_version=4)
-    cells = answer_cells(nb)
-    unknown = set(answers) - set(cells)
-    assert not unknown, f"no answer cell with grade_id {sorted(unknown)} in {student_version}"
-    for grade_id, source in answers.items():
-        cells[grade_id].source = source.strip("\n")
-    nbformat.write(nb, target)
-    return target
-
-
-def secret_regions(source: str) -> tuple[list[str], list[str]]:
-    """Split a cell's lines into (inside solution/hidden-test regions, outside them)."""
-    inside, outside, depth = [], [], 0
-    for line in source.splitlines():
-        if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
-            depth += 1
-        elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
-            depth -= 1
-        else:
-            (inside if depth else outside).append(line.strip())
-    return inside, outside
-
-
 def grade_exercise(exercise: str, tmp: Path) -> dict:
     """Generate the student version, build every submission and autograde them all at once.
 
@@ -85,17 +47,15 @@ def grade_exercise(exercise: str, tmp: Path) -> dict:
     """
     solution = REPO / "solutions" / f"{exercise}.ipynb"
     (student_version,) = generate_exercises(REPO, [exercise], out_dir=tmp / "fresh")
-    solution_answers = {gid: without_markers(cell.source)
-                        for gid, cell in answer_cells(nbformat.read(solution, 4)).items()}
+    answers = solution_answers(solution)
     submissions = {
         "solution": solution,
         "student_version": student_version,
-        "filled_in": write_answers(student_version, solution_answers, tmp / "filled_in.ipynb"),
+        "filled_in": write_answers(student_version, answers, tmp / "filled_in.ipynb"),
     }
     mutants, _ = load_mutants(exercise)
     for name, replacement in mutants.items():
-        answers = dict(solution_answers, **replacement)
-        submissions[f"mutant-{name}"] = write_answers(student_version, answers,
+        submissions[f"mutant-{name}"] = write_answers(student_version, dict(answers, **replacement),
                                                       tmp / f"mutant-{name}.ipynb")
     results = grade_submissions(exercise, submissions, REPO)
     return {"student_version": str(student_version),

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import GradingError, NbgraderFailed
@@ -141,11 +142,17 @@ def submission_flags(source: Path, submitted: Path) -> list[str]:
 
 
 def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
-    """Place ``notebook`` as ``submitted/<student>/<exercise>/<exercise>.ipynb``."""
+    """Place ``notebook`` as ``submitted/<student>/<exercise>/<exercise>.ipynb``.
+
+    Like ``nbgrader collect``, this records the collection time in ``timestamp.txt`` beside it:
+    the gradebook's submission time comes from there, never from the notebook's contents.
+    """
     read_notebook(notebook)
     target = course / "submitted" / student / exercise / f"{exercise}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, target)
+    collected = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+    (target.parent / "timestamp.txt").write_text(collected)
     return target
 
 
@@ -176,14 +183,17 @@ def submissions(course: Path, exercise: str) -> dict[str, Path]:
 
 
 def autograde_one(course: Path, exercise: str, student: str, force: bool = False,
-                  unsafe_no_sandbox: bool = False) -> str | None:
+                  unsafe_no_sandbox: bool = False, cell_timeout: float | None = None) -> str | None:
     """``nbgrader autograde`` one student's submission; None when it ran, else why it failed.
 
     Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
     newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
-    in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``).
+    in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
+    ``cell_timeout`` overrides its seconds per cell.
     """
     args = ["autograde", exercise, f"--student={student}"]
+    if cell_timeout is not None:
+        args.append(f"--SandboxedExecute.timeout={float(cell_timeout)}")
     if force:
         args.append("--force")
     if unsafe_no_sandbox:
@@ -191,15 +201,17 @@ def autograde_one(course: Path, exercise: str, student: str, force: bool = False
     try:
         log = run_nbgrader(args, course)
     except NbgraderFailed as failure:
-        return str(failure)
-    if "[AutogradeApp | ERROR]" in log:  # nbgrader logs a failed notebook and exits 0
-        errors = [line for line in log.splitlines() if "ERROR" in line]
-        return "nbgrader could not grade it: " + " | ".join(errors[-3:])
-    return None
+        log = str(failure)
+    else:
+        if "| ERROR]" not in log:  # nbgrader may log a failed notebook and still exit 0
+            return None
+    said = [line.split("]", 1)[1].strip() for line in log.splitlines()
+            if "| ERROR]" in line or "| WARNING]" in line]
+    return "nbgrader could not grade it: " + (" | ".join(said) or log.strip()[-300:])
 
 
 def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
-              jobs: int = 1, unsafe_no_sandbox: bool = False,
+              jobs: int = 1, unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
               progress: bool = True) -> dict[str, str]:
     """Autograde ``students``' submissions, ``jobs`` at a time; return ``{student: problem}``.
 
@@ -217,7 +229,7 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
             total=len(students), desc=f"autograde {exercise}", unit="submission",
             disable=not progress, file=sys.stderr) as bar:
         futures = {pool.submit(autograde_one, course, exercise, student, force,
-                               unsafe_no_sandbox): student for student in students}
+                               unsafe_no_sandbox, cell_timeout): student for student in students}
         for future in as_completed(futures):
             problem = future.result()
             if problem:
@@ -226,15 +238,33 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
     return problems
 
 
-def exchange_root(course: Path) -> str | None:
-    """``Exchange.root`` if the course's ``nbgrader_config.py`` sets one (a JupyterHub course)."""
+def course_setting(course: Path, section: str, name: str) -> str | None:
+    """``c.<section>.<name>`` from the course's ``nbgrader_config.py``, or None when unset."""
     from traitlets.config.loader import PyFileConfigLoader
 
     if not (course / CONFIG).is_file():
         return None
     config = PyFileConfigLoader(CONFIG, path=str(course)).load_config()
-    root = config.Exchange.get("root") if "Exchange" in config else None
-    return str(root) if root else None
+    value = config[section].get(name) if section in config else None
+    return str(value) if value else None
+
+
+def exchange_root(course: Path) -> str | None:
+    """``Exchange.root`` if the course's ``nbgrader_config.py`` sets one (a JupyterHub course)."""
+    return course_setting(course, "Exchange", "root")
+
+
+def gradebook_url(course: Path) -> str:
+    """The gradebook's database URL: ``CourseDirectory.db_url`` (e.g. PostgreSQL for several
+    graders) if the course sets one, else nbgrader's default ``gradebook.db`` in the course."""
+    return (course_setting(course, "CourseDirectory", "db_url")
+            or f"sqlite:///{course / GRADEBOOK}")
+
+
+def has_gradebook(course: Path) -> bool:
+    """Whether the course's gradebook exists (a database server's is assumed to)."""
+    url = gradebook_url(course)
+    return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file()
 
 
 def release_to_exchange(course: Path, exercise: str, exchange: str) -> None:

@@ -1,17 +1,21 @@
-"""Scores out of nbgrader's gradebook (``gradebook.db``) as plain data.
+"""Scores out of nbgrader's gradebook as plain data.
 
-The gradebook is opened read-only: reading scores can never change it. A test's score follows
-nbgrader's rule: the manual score when an instructor set one, else the autograder's, plus any
-extra credit.
+The gradebook is the course's database: ``gradebook.db`` (SQLite, nbgrader's default) or the
+``CourseDirectory.db_url`` its ``nbgrader_config.py`` names (e.g. PostgreSQL, for several
+graders). A SQLite gradebook is opened read-only: reading scores can never change it. A test's
+score follows nbgrader's rule: the manual score when an instructor set one, else the
+autograder's, plus any extra credit.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import sqlalchemy
+
+from .course import gradebook_url, has_gradebook
 from .errors import GradingError
 
 _SCORES = """
@@ -22,7 +26,7 @@ JOIN submitted_assignment AS sa ON sn.assignment_id = sa.id
 JOIN assignment AS a ON sa.assignment_id = a.id
 JOIN grade_cells AS gc ON g.cell_id = gc.id
 JOIN base_cell AS cell ON gc.id = cell.id
-WHERE a.name = ?
+WHERE a.name = :exercise
 """
 
 
@@ -104,14 +108,17 @@ def test_messages(notebook: Path) -> dict[str, str]:
 
 def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
     """``{student: SubmissionResult}`` for every graded submission of ``exercise``."""
-    db = course / "gradebook.db"
-    if not db.is_file():
+    if not has_gradebook(course):
         raise GradingError(f"no gradebook in {course}: run `beyondbert release` first")
-    connection = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    url = gradebook_url(course)
+    if url.startswith("sqlite:///"):
+        url = f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    engine = sqlalchemy.create_engine(url)
     try:
-        rows = connection.execute(_SCORES, (exercise,)).fetchall()
+        with engine.connect() as connection:
+            rows = connection.execute(sqlalchemy.text(_SCORES), {"exercise": exercise}).all()
     finally:
-        connection.close()
+        engine.dispose()
     source = course / "source" / exercise / f"{exercise}.ipynb"
     order = {name: i for i, name in enumerate(graded_cells(source))} if source.is_file() else {}
     results: dict[str, SubmissionResult] = {}

@@ -29,6 +29,7 @@ def check_sandbox(unsafe_no_sandbox: bool = False) -> None:
 
 def grade_course(course: Path, exercise: str, found: dict[str, Path], force: bool = False,
                  jobs: int = 1, unsafe_no_sandbox: bool = False,
+                 cell_timeout: float | None = None,
                  progress: bool = True) -> dict[str, SubmissionResult]:
     """Autograde ``{student: submitted notebook}`` of a released exercise; flag what needs a look.
 
@@ -37,7 +38,8 @@ def grade_course(course: Path, exercise: str, found: dict[str, Path], force: boo
     """
     check_sandbox(unsafe_no_sandbox)
     problems = nbg.autograde(course, exercise, sorted(found), force=force, jobs=jobs,
-                             unsafe_no_sandbox=unsafe_no_sandbox, progress=progress)
+                             unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
+                             progress=progress)
     results = read_results(course, exercise)
     source = course / "source" / exercise / f"{exercise}.ipynb"
     tests = graded_cells(source)
@@ -54,24 +56,27 @@ def grade_course(course: Path, exercise: str, found: dict[str, Path], force: boo
 
 
 def grade_submissions(exercise: str, notebooks: Mapping[str, Path], repo: Path, jobs: int = 1,
-                      unsafe_no_sandbox: bool = False,
-                      progress: bool = False) -> dict[str, SubmissionResult]:
+                      unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
+                      progress: bool = False,
+                      keep_course: Path | None = None) -> dict[str, SubmissionResult]:
     """Grade ``{student: notebook}`` against ``exercise`` in a temporary course.
 
-    Every notebook is checked to be readable before anything runs.
+    Every notebook is checked to be readable before anything runs. ``keep_course`` builds the
+    course in that (new or empty) folder and keeps it, for a look at the gradebook afterwards.
     """
     check_exercise(exercise, repo)
     for notebook in notebooks.values():
         nbg.read_notebook(Path(notebook))
     check_sandbox(unsafe_no_sandbox)
     with tempfile.TemporaryDirectory(prefix="beyondbert-grade-") as tmp:
-        course = nbg.open_course(Path(tmp) / "course", repo, create=True)
+        course = nbg.open_course(keep_course or Path(tmp) / "course", repo, create=True)
         nbg.install_source(course, exercise, repo)
         nbg.generate(course, exercise)
         found = {student: nbg.submit(course, exercise, student, Path(notebook))
                  for student, notebook in notebooks.items()}
         results = grade_course(course, exercise, found, force=True, jobs=jobs,
-                               unsafe_no_sandbox=unsafe_no_sandbox, progress=progress)
+                               unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
+                               progress=progress)
     return {student: results[student] for student in notebooks}
 
 

@@ -74,7 +74,7 @@ def _released_course(exercise: str, course_dir: Path, repo: Path) -> Path:
     check_exercise(exercise, repo)
     course = nbg.open_course(course_dir, repo)
     source = course / "source" / exercise / f"{exercise}.ipynb"
-    if not source.is_file() or not (course / nbg.GRADEBOOK).is_file():
+    if not source.is_file() or not nbg.has_gradebook(course):
         raise GradingError(
             f"{exercise} was not released in {course}: run `beyondbert release {exercise} "
             f"--course {course_dir}` first"
@@ -114,6 +114,6 @@ def write_feedback(exercise: str, course_dir: Path, repo: Path) -> list[Path]:
 def export_grades(course_dir: Path, output: Path, repo: Path | None = None) -> Path:
     """Write every grade of the course's gradebook to a CSV file (``nbgrader export``)."""
     course = nbg.open_course(course_dir, repo)
-    if not (course / nbg.GRADEBOOK).is_file():
+    if not nbg.has_gradebook(course):
         raise GradingError(f"no gradebook in {course}: release and autograde an exercise first")
     return nbg.export_csv(course, Path(output))

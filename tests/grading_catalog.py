@@ -1,0 +1,365 @@
+"""The grading catalog: crafted submissions of exercise 01 that try to cheat or break the grader.
+
+Each :class:`Case` builds one submission from the student version (answers filled in, cells
+added, edited or removed) and says what the grader must do with it. ``tests/test_grading_catalog.py``
+grades them all in one course, ``--jobs 2``, and checks every case; the table it writes is the
+one the instructor guide shows (``tests/grading-catalog.csv``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from notebooks import answer_cells, nbgrader_meta, solution_answers
+
+EXERCISE = "01-encoders-and-bert"
+REPO = Path(__file__).resolve().parents[1]
+ATTENTION_TESTS = {"test_attention_shapes", "test_attention_masking", "test_attention_values",
+                   "test_causal_attention"}
+POOL_TESTS = {"test_mean_pool", "test_mean_pool_edge_cases"}
+
+# Answer cells of a submission whose answers come from an exploit cell above them.
+NO_ANSWERS = {"masked_attention": "# answered above", "causal_mask": "# answered above",
+              "mean_pool": "# answered above"}
+# A wrong answer the visible and hidden tests catch: it averages the padding too.
+WRONG_POOL = '''
+def mean_pool(hidden, attention_mask):
+    return hidden.mean(dim=1)
+'''
+
+
+@dataclass
+class Where:
+    """What a crafted submission may know: the paths of the course and of the repository."""
+
+    course: Path
+    port: int  # a TCP port on 127.0.0.1 where the test listens for connections
+
+
+@dataclass
+class Case:
+    """One crafted submission and the result the grader must give it."""
+
+    number: str
+    attack: str
+    expected: str
+    answers: dict[str, str] = field(default_factory=dict)  # {answer grade_id: source}; rest solved
+    stub_answers: bool = False                               # keep the stubs instead of solving
+    cells_after: dict[str, str] = field(default_factory=dict)  # {grade_id or "setup": new cell}
+    edit: Callable[[nbformat.NotebookNode], None] | None = None
+    exploit: Callable[[Where], str] | None = None            # a cell, placed after "setup"
+    fails: set[str] | None = None  # the tests that must fail (all others pass); None: see checks
+    flagged: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"case-{self.number}"
+
+    def build(self, student_version: Path, where: Where, target: Path) -> Path:
+        """Write this case's submission notebook to ``target``."""
+        nb = nbformat.read(student_version, as_version=4)
+        answers = {} if self.stub_answers else solution_answers(
+            REPO / "solutions" / f"{EXERCISE}.ipynb")
+        answers.update(self.answers)
+        cells = answer_cells(nb)
+        for grade_id, source in answers.items():
+            cells[grade_id].source = source.strip("\n")
+        extra = dict(self.cells_after)
+        if self.exploit is not None:
+            extra["setup"] = self.exploit(where)
+        for grade_id, source in extra.items():
+            index = next(i for i, c in enumerate(nb.cells)
+                         if nbgrader_meta(c).get("grade_id") == grade_id)
+            nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source.strip("\n")))
+        if self.edit is not None:
+            self.edit(nb)
+        nbformat.write(nb, target)
+        return target
+
+
+def _cell(nb, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+def _gut_tests(nb) -> None:
+    for grade_id in POOL_TESTS:
+        _cell(nb, grade_id).source = "pass  # the tests are gone"
+
+
+def _delete_and_strip(nb) -> None:
+    nb.cells.remove(_cell(nb, "test_mean_pool"))
+    _cell(nb, "test_causal_mask").metadata.pop("nbgrader")
+
+
+def _inflate_points(nb) -> None:
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("grade"):
+            cell.metadata.nbgrader["points"] = 100
+
+
+def _duplicate_test(nb) -> None:
+    cell = _cell(nb, "test_mean_pool")
+    twin = copy.deepcopy(cell)
+    twin.id = "twin-of-test-mean-pool"
+    nb.cells.insert(nb.cells.index(cell) + 1, twin)
+
+
+def _change_kernel(nb) -> None:
+    nb.metadata["kernelspec"] = {"name": "student-kernel", "display_name": "mine",
+                                 "language": "python"}
+
+
+def _forge_timestamp(nb) -> None:
+    nb.metadata["timestamp"] = "2000-01-01 00:00:00"
+    nb.metadata.setdefault("nbgrader", {})["timestamp"] = "2000-01-01 00:00:00"
+
+
+def _blank(nb) -> None:
+    nb.cells = []
+
+
+# Exploits: if the attack works the cell defines the right answers, so any point scored is a leak.
+_STEAL = '''
+import glob, json, os
+
+def _solve_from(text):
+    for cell in json.loads(text)["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            exec("".join(cell["source"]), globals())
+
+_stolen = []
+for _pattern in PATTERNS:
+    for _path in glob.glob(_pattern, recursive=True):
+        try:
+            with open(_path) as _f:
+                _text = _f.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "BEGIN SOLUTION" in _text or "BEGIN HIDDEN TESTS" in _text:
+            _stolen.append(_path)
+            try:
+                _solve_from(_text)
+            except (ValueError, KeyError):
+                pass
+print("found", len(_stolen), "solution files")
+'''
+
+
+def _steal_solutions(where: Where) -> str:
+    patterns = [f"{REPO}/solutions/*.ipynb", f"{REPO}/tests/*.py", f"{where.course}/source/*/*",
+                f"{where.course}/release/*/*", f"{where.course}/submitted/*/*/*",
+                f"{where.course}/autograded/*/*/*", "/tmp/*", "/tmp/*/*", "/home/*/*",
+                "/root/*", "*", "*/*"]
+    return _STEAL.replace("PATTERNS", repr(patterns))
+
+
+def _tamper(where: Where) -> str:
+    return f'''
+import glob, sqlite3
+_done = []
+try:
+    _db = sqlite3.connect("{where.course}/gradebook.db")
+    _db.execute("UPDATE grade SET auto_score = 0, manual_score = 0")
+    _db.commit()
+    _done.append("gradebook")
+except Exception as _err:
+    print("gradebook:", type(_err).__name__)
+for _path in glob.glob("{where.course}/submitted/*/*/*.ipynb") + ["{REPO}/solutions/{EXERCISE}.ipynb"]:
+    try:
+        with open(_path, "w") as _f:
+            _f.write("{{}}")
+        _done.append(_path)
+    except OSError as _err:
+        print(_path, type(_err).__name__)
+print("tampered with", _done)
+'''
+
+
+def _detect_grader(where: Where) -> str:
+    return f'''
+import os, sys
+_clues = [f"{{k}}={{v}}" for k, v in os.environ.items()
+          if any(w in (k + v).upper() for w in ("NBGRADER", "JUPYTER", "JPY_", "PYTEST", "HIDDEN",
+                                                  "SOLUTION", "SOURCE", "AUTOGRADE"))
+          or "{where.course}" in v or "{REPO}" in v]
+_clues += [a for a in sys.argv if "grad" in a.lower()]
+print("clues", _clues)
+if _clues:  # "grading mode": go looking for the hidden tests and take the points
+    exec({_steal_solutions(where)!r}, globals())
+'''
+
+
+def _reach_network(where: Where) -> str:
+    return f'''
+import socket
+_reached = []
+for _host, _port in (("127.0.0.1", {where.port}), ("10.0.2.2", 80), ("pypi.org", 443)):
+    try:
+        socket.create_connection((_host, _port), timeout=3).close()
+        _reached.append(_host)
+    except OSError as _err:
+        print(_host, type(_err).__name__)
+if _reached:
+    exec({solution_answers(REPO / "solutions" / f"{EXERCISE}.ipynb")["mean_pool"]!r})
+'''
+
+
+CASES = [
+    Case("01", "answer is an object whose `__eq__` is always true",
+         "0 for every test that uses it", answers={"causal_mask": '''
+class AlwaysEqual:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __bool__(self): return True
+    def __getattr__(self, name): return self
+    def __call__(self, *args, **kwargs): return self
+    def __getitem__(self, key): return self
+
+def causal_mask(n):
+    return AlwaysEqual()
+''', "mean_pool": '''
+def mean_pool(hidden, attention_mask):
+    return causal_mask(0)
+'''}, fails={"test_causal_mask", "test_causal_attention"} | POOL_TESTS),
+    Case("02", "no-op `numpy.testing` / `torch.testing` asserts, `torch.allclose` always true",
+         "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
+import numpy, numpy.testing, torch, torch.testing
+numpy.testing.assert_allclose = lambda *args, **kwargs: None
+torch.testing.assert_close = lambda *args, **kwargs: None
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+'''}, fails=POOL_TESTS),
+    Case("03", "IPython AST transformer that deletes `assert` statements",
+         "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
+import ast
+
+class StripAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+
+get_ipython().ast_transformers.append(StripAsserts())
+'''}, fails=POOL_TESTS),
+    Case("04", "IPython input transformer that blanks cells containing `assert`",
+         "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
+get_ipython().input_transformers_cleanup.append(
+    lambda lines: [] if any("assert" in line for line in lines) else lines)
+'''}, fails=POOL_TESTS),
+    Case("05", "`set_custom_exc` and a silent `sys.excepthook` hide tracebacks",
+         "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
+import sys
+get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+sys.excepthook = lambda *args: None
+'''}, fails=POOL_TESTS),
+    Case("06", "test cells edited to `pass`", "restored and graded as the original: 0 for them",
+         answers={"mean_pool": WRONG_POOL}, edit=_gut_tests, fails=POOL_TESTS),
+    Case("07", "a test cell deleted, another one's nbgrader metadata stripped",
+         "those two score 0 and are flagged; the others are graded",
+         edit=_delete_and_strip, fails={"test_mean_pool", "test_causal_mask"}, flagged=True),
+    Case("08", "`points` raised to 100 in every test cell's metadata",
+         "points from the course's record: 17 of 17", edit=_inflate_points, fails=set()),
+    Case("09", "a test cell duplicated (same grade id)",
+         "that submission is flagged and not graded; the batch goes on", edit=_duplicate_test,
+         flagged=True),
+    Case("10", "kernel changed in the notebook's metadata", "graded with the course's kernel: 17",
+         edit=_change_kernel, fails=set()),
+    Case("11", "an infinite loop in a cell", "that cell times out; later tests still earn credit",
+         cells_after={"test_attention_values": "while True:\n    pass"}, fails=set()),
+    Case("12", "a memory bomb (64 GiB of bytearrays)",
+         "that cell fails at the memory cap; the batch is unaffected", cells_after={
+             "test_attention_values": "hog = [bytearray(2**30) for _ in range(64)]"},
+         fails=set()),
+    Case("13a", "`os._exit(1)` mid-notebook", "tests before and after keep their credit",
+         cells_after={"test_causal_mask": "import os\nos._exit(1)"}, fails=set()),
+    Case("13b", "a segmentation fault mid-notebook", "tests before and after keep their credit",
+         cells_after={"test_causal_mask": "import ctypes\nctypes.string_at(0)"}, fails=set()),
+    Case("14", "`raise SystemExit` in a cell", "that cell fails, grading continues",
+         cells_after={"test_causal_attention": "raise SystemExit(0)"}, fails=set()),
+    Case("15", "a correct answer that writes warnings to stderr", "full credit: 17",
+         answers={"mean_pool": '''
+import sys
+import warnings
+
+def mean_pool(hidden, attention_mask):
+    warnings.warn("mean_pool: this is only a warning", UserWarning)
+    print("a note on stderr", file=sys.stderr)
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''}, fails=set()),
+    Case("16", "printing \"All tests passed! 17/17\" with unsolved tasks", "no effect: 0",
+         stub_answers=True, cells_after={"setup": 'print("All tests passed! Score: 17/17")'},
+         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("17", "reading the solution, the hidden tests or another student's submission",
+         "not possible: the files are not there; 0", answers=NO_ANSWERS, exploit=_steal_solutions,
+         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("18", "writing to the gradebook, to other submissions and to the solutions",
+         "not possible: own score 17, everyone else's intact", exploit=_tamper, fails=set()),
+    Case("19", "detecting the grader through environment variables",
+         "nothing reveals the grader, the hidden tests or their inputs; 0", answers=NO_ANSWERS,
+         exploit=_detect_grader, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("20", "an answer that raises with its (hidden) inputs in the message and prints them",
+         "feedback says only \"a hidden test failed\"", answers={"mean_pool": '''
+def mean_pool(hidden, attention_mask):
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        print("inputs:", hidden.tolist())
+        raise ValueError(f"leaked inputs: {hidden.tolist()} {attention_mask.tolist()}")
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''}, fails=POOL_TESTS),
+    Case("21", "a forged submission time in the notebook",
+         "the collection time recorded by the course wins", edit=_forge_timestamp, fails=set()),
+    Case("22", "network access from student code", "refused; 0", answers=NO_ANSWERS,
+         exploit=_reach_network, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("23", "answers that depend on random numbers (Python, NumPy, PyTorch)",
+         "seeds set: three gradings give identical results", answers={"mean_pool": '''
+import random
+import numpy as np
+
+def mean_pool(hidden, attention_mask):
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    right = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+    luck = random.random() + np.random.rand() + torch.rand(1).item()
+    return right if luck < 1.5 else hidden.mean(dim=1)
+'''}),
+    Case("24", "a correct answer in another style (loops, other names, float64 inside)",
+         "full credit: 17", answers={"masked_attention": '''
+def masked_attention(q, k, v, mask):
+    query, key, value = q.double(), k.double(), v.double()
+    allowed = mask.expand(*query.shape[:-1], key.shape[-2])
+    scores = torch.matmul(query, key.transpose(-1, -2)) / query.shape[-1] ** 0.5
+    scores = torch.where(allowed, scores, torch.full_like(scores, -1e300))
+    scores = scores - scores.max(dim=-1, keepdim=True).values
+    weights = torch.exp(scores) * allowed
+    total = weights.sum(dim=-1, keepdim=True)
+    weights = torch.where(total > 0, weights / torch.where(total > 0, total, 1.0), 0.0)
+    return torch.matmul(weights, value).to(q.dtype), weights.to(q.dtype)
+''', "causal_mask": '''
+def causal_mask(n):
+    rows = [[key <= query for key in range(n)] for query in range(n)]
+    return torch.tensor(rows, dtype=torch.bool).reshape(n, n)
+''', "mean_pool": '''
+def mean_pool(hidden, attention_mask):
+    sentences = []
+    for vectors, flags in zip(hidden, attention_mask):
+        total, count = torch.zeros(hidden.shape[-1], dtype=torch.float64), 0
+        for vector, flag in zip(vectors, flags):
+            if flag:
+                total, count = total + vector.double(), count + 1
+        sentences.append(total / max(count, 1))
+    return torch.stack(sentences).to(hidden.dtype)
+'''}, fails=set()),
+    Case("25a", "the untouched student version", "0, not an error", stub_answers=True,
+         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("25b", "a blank notebook (no cells at all)", "0 and flagged, not an error",
+         edit=_blank, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}, flagged=True),
+    Case("26", "importing the course library's own `masked_attention` and `mean_pool`",
+         "no credit for those tasks (the exercise says so)", answers={
+             "masked_attention": "from beyondbert.attention import "
+                                 "scaled_dot_product_attention as masked_attention",
+             "mean_pool": "from beyondbert.pooling import mean_pool"},
+         fails=ATTENTION_TESTS | POOL_TESTS),
+]

@@ -1,0 +1,54 @@
+"""Notebook helpers the exercise tests and the grading catalog share: answer cells, answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def answer_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    """``{grade_id: cell}`` of the autograded answer (solution) cells."""
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("solution")}
+
+
+def without_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines()
+                     if not any(m in line for m in MARKERS))
+
+
+def write_answers(student_version: Path, answers: dict[str, str], target: Path) -> Path:
+    """Save ``student_version`` with answer cells replaced (``{grade_id: source}``)."""
+    nb = nbformat.read(student_version, as_version=4)
+    cells = answer_cells(nb)
+    unknown = set(answers) - set(cells)
+    assert not unknown, f"no answer cell with grade_id {sorted(unknown)} in {student_version}"
+    for grade_id, source in answers.items():
+        cells[grade_id].source = source.strip("\n")
+    nbformat.write(nb, target)
+    return target
+
+
+def solution_answers(solution: Path) -> dict[str, str]:
+    """``{grade_id: source}`` of a solution notebook's answer cells, markers removed."""
+    return {gid: without_markers(cell.source)
+            for gid, cell in answer_cells(nbformat.read(solution, as_version=4)).items()}
+
+
+def secret_regions(source: str) -> tuple[list[str], list[str]]:
+    """Split a cell's lines into (inside solution/hidden-test regions, outside them)."""
+    inside, outside, depth = [], [], 0
+    for line in source.splitlines():
+        if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
+            depth += 1
+        elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
+            depth -= 1
+        else:
+            (inside if depth else outside).append(line.strip())
+    return inside, outside

@@ -1,0 +1,255 @@
+"""The grading catalog, graded: every crafted submission of ``grading_catalog.py`` gets the result
+it must get, in one course graded with ``--jobs 2`` (a few graded again with 1 and 2 jobs).
+
+The table of cases and results is written to ``artifacts/grading-catalog.csv``; the committed
+``tests/grading-catalog.csv`` (shown in the book's instructor guide) must equal it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from beyondbert.grading import grade_submissions
+from beyondbert.grading.feedback import feedback_html
+from beyondbert.grading.gradebook import SubmissionResult, TestResult
+from beyondbert.sandbox.session import SandboxSession
+from grading_catalog import CASES, EXERCISE, REPO, Case, Where
+from notebooks import secret_regions, solution_answers, write_answers
+
+pytestmark = pytest.mark.xdist_group("catalog")
+
+CATALOG_CSV = REPO / "tests" / "grading-catalog.csv"
+ARTIFACT_CSV = REPO / "artifacts" / "grading-catalog.csv"
+SOLUTION = REPO / "solutions" / f"{EXERCISE}.ipynb"
+AGAIN = ["case-01", "case-13a", "case-23", "case-24"]  # graded again with --jobs 1 and --jobs 2
+CELL_TIMEOUT = 10.0  # seconds: case 11's endless loop costs this much
+# What the sandbox sets (launcher.py), plus PWD (bubblewrap's --chdir) and LC_CTYPE (Python's
+# C-locale coercion, PEP 538).
+SANDBOX_ENV = {"PATH", "HOME", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND",
+               "MPLCONFIGDIR", "HF_HUB_OFFLINE", "OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM",
+               "PWD", "LC_CTYPE"}
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that counts the connections it accepts (case 22)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port, self.connections, self._stop = self.server.getsockname()[1], 0, False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                self.server.accept()[0].close()
+                self.connections += 1
+            except TimeoutError:
+                continue
+
+    def close(self) -> int:
+        self._stop = True
+        self.thread.join()
+        self.server.close()
+        return self.connections
+
+
+def sandbox_environment() -> dict[str, str]:
+    """The environment variables student code sees in the sandbox."""
+    with SandboxSession(None) as session:
+        session.run_cell("import os\nenvironment = dict(os.environ)", timeout=60)
+        return session.describe("environment")["value"]
+
+
+def submission_times(course: Path) -> dict[str, str]:
+    """``{student: submission time}`` as the gradebook records it."""
+    db = sqlite3.connect(f"{(course / 'gradebook.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT student_id, timestamp FROM submitted_assignment"))
+    finally:
+        db.close()
+
+
+def grade_catalog(tmp: Path) -> dict:
+    """Build every case's submission, grade them all, and collect what the checks need."""
+    course, listener = tmp / "course", Listener()
+    where = Where(course=course, port=listener.port)
+    student_version = REPO / "exercises" / f"{EXERCISE}.ipynb"
+    submissions = {case.key: case.build(student_version, where, tmp / f"{case.key}.ipynb")
+                   for case in CASES}
+    submissions["reference"] = write_answers(student_version, solution_answers(SOLUTION),
+                                             tmp / "reference.ipynb")
+    solution_hash = hashlib.sha256(SOLUTION.read_bytes()).hexdigest()
+    results = grade_submissions(EXERCISE, submissions, REPO, jobs=2, cell_timeout=CELL_TIMEOUT,
+                                keep_course=course)
+    again = {jobs: grade_submissions(EXERCISE, {k: submissions[k] for k in AGAIN}, REPO,
+                                     jobs=jobs, cell_timeout=CELL_TIMEOUT) for jobs in (1, 2)}
+    collected = {student: (course / "submitted" / student / EXERCISE / "timestamp.txt").read_text()
+                 for student in ("case-21", "reference")}
+    return {
+        "course": str(course),
+        "results": {k: r.as_dict() for k, r in results.items()},
+        "again": {str(jobs): {k: r.as_dict() for k, r in rs.items()} for jobs, rs in again.items()},
+        "connections": listener.close(),
+        "solution_unchanged": hashlib.sha256(SOLUTION.read_bytes()).hexdigest() == solution_hash,
+        "submission_times": submission_times(course),
+        "collected": collected,
+        "sandbox_environment": sandbox_environment(),
+    }
+
+
+@pytest.fixture(scope="module")
+def catalog(run_once) -> dict:
+    return run_once("grading-catalog", grade_catalog)
+
+
+def as_result(student: str, data: dict) -> SubmissionResult:
+    tests = [TestResult(t["name"], t["score"], t["max_score"], t["message"]) for t in data["tests"]]
+    return SubmissionResult(student, tests, data["flags"])
+
+
+def failed(data: dict) -> set[str]:
+    return {t["name"] for t in data["tests"] if not t["passed"]}
+
+
+# -------------------------------------------------------------- checks beyond fails / flagged
+def hidden_only_lines() -> set[str]:
+    """Lines of the solution's test cells that only hidden tests hold (at least 12 characters)."""
+    inside, outside = set(), set()
+    for cell in nbformat.read(SOLUTION, as_version=4).cells:
+        hidden, visible = secret_regions(cell.source)
+        inside.update(hidden)
+        outside.update(visible)
+    return {line for line in inside - outside if len(line) >= 12}
+
+
+def check_points_from_record(catalog: dict, case: Case) -> tuple[list[str], str]:
+    data = catalog["results"][case.key]
+    return ([] if data["max_score"] == 17 else [f"max score {data['max_score']}, not 17"]), ""
+
+
+def check_duplicate_flagged(catalog: dict, case: Case) -> tuple[list[str], str]:
+    flags = " ".join(catalog["results"][case.key]["flags"])
+    graded = len(catalog["results"])
+    problems = [] if "appears 2 times" in flags else [f"no duplicate flag: {flags!r}"]
+    return problems, f"{graded - 1} other submissions of the batch graded"
+
+
+def check_tamper_failed(catalog: dict, case: Case) -> tuple[list[str], str]:
+    problems = [] if catalog["solution_unchanged"] else ["solutions/ notebook changed"]
+    reference = catalog["results"]["reference"]
+    if reference["score"] != 17:
+        problems.append(f"another student's score changed to {reference['score']}")
+    return problems, "gradebook, other submissions and solutions untouched"
+
+
+def check_environment(catalog: dict, case: Case) -> tuple[list[str], str]:
+    env = catalog["sandbox_environment"]
+    problems = [f"unexpected variable {k}" for k in sorted(set(env) - SANDBOX_ENV)]
+    problems += [f"{k} reveals a path of the grader: {v}" for k, v in env.items()
+                 if catalog["course"] in v or str(REPO) in v]
+    return problems, f"student code sees {len(env)} variables: {', '.join(sorted(env))}"
+
+
+def check_no_leak(catalog: dict, case: Case) -> tuple[list[str], str]:
+    data = catalog["results"][case.key]
+    html = feedback_html(EXERCISE, as_result(case.key, data))
+    problems = [f"{t['name']}: message {t['message']!r}" for t in data["tests"]
+                if not t["passed"] and not t["message"].endswith("a hidden test failed")]
+    problems += ["hidden input 1000000.0 in the feedback"] if "1000000" in html else []
+    problems += [f"hidden test line in the feedback: {line!r}" for line in hidden_only_lines()
+                 if line in html]
+    return problems, "feedback: pass/fail and \"a hidden test failed\" only"
+
+
+def check_timestamp(catalog: dict, case: Case) -> tuple[list[str], str]:
+    recorded = catalog["submission_times"].get(case.key, "")
+    collected = catalog["collected"][case.key]
+    problems = [] if recorded[:19] == collected[:19] else [
+        f"gradebook time {recorded!r} is not the collection time {collected!r}"]
+    problems += ["the forged year 2000 reached the gradebook"] if recorded.startswith("2000") else []
+    return problems, "gradebook time = collection time"
+
+
+def check_network(catalog: dict, case: Case) -> tuple[list[str], str]:
+    n = catalog["connections"]
+    return ([] if n == 0 else [f"the local server saw {n} connections"]), \
+        f"the test's server on 127.0.0.1 saw {n} connections"
+
+
+def check_deterministic(catalog: dict, case: Case) -> tuple[list[str], str]:
+    runs = [catalog["results"][case.key], catalog["again"]["1"][case.key],
+            catalog["again"]["2"][case.key]]
+    same = all(run == runs[0] for run in runs)
+    return ([] if same else ["the three gradings differ"]), "3 gradings identical" if same else ""
+
+
+EXTRA_CHECKS = {"08": check_points_from_record, "09": check_duplicate_flagged,
+                "18": check_tamper_failed, "19": check_environment, "20": check_no_leak,
+                "21": check_timestamp, "22": check_network, "23": check_deterministic}
+
+
+def judge(catalog: dict, case: Case) -> tuple[list[str], str]:
+    """(problems, what was observed) for one case."""
+    data = catalog["results"][case.key]
+    problems = []
+    if case.fails is not None and failed(data) != case.fails:
+        problems.append(f"expected failing tests {sorted(case.fails)}, got {sorted(failed(data))}")
+    if bool(data["flags"]) != case.flagged:
+        problems.append(f"flagged {data['flags']!r}, expected flagged={case.flagged}")
+    observed = f"{data['score']:g} of {data['max_score']:g} points"
+    observed += "; flagged" if data["flags"] else ""
+    if case.number in EXTRA_CHECKS:
+        more, note = EXTRA_CHECKS[case.number](catalog, case)
+        problems += more
+        observed += f"; {note}" if note else ""
+    return problems, observed
+
+
+def catalog_table(catalog: dict) -> str:
+    """The CSV table: case, attack, expected, observed, verdict."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["case", "the submission", "expected", "observed", "verdict"])
+    for case in CASES:
+        problems, observed = judge(catalog, case)
+        writer.writerow([case.number, case.attack, case.expected, observed,
+                         "as expected" if not problems else "WRONG"])
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.key)
+def test_case_gets_the_expected_result(catalog, case):
+    problems, _ = judge(catalog, case)
+    assert not problems, f"case {case.number} ({case.attack}):\n  " + "\n  ".join(problems)
+
+
+def test_reference_submission_gets_full_marks(catalog):
+    reference = catalog["results"]["reference"]
+    assert reference["score"] == reference["max_score"] == 17 and reference["flags"] == []
+
+
+def test_jobs_1_and_jobs_2_give_identical_results(catalog):
+    for key in AGAIN:
+        assert catalog["again"]["1"][key] == catalog["again"]["2"][key] == \
+            catalog["results"][key], key
+
+
+def test_committed_catalog_table_is_current(catalog):
+    table = catalog_table(catalog)
+    ARTIFACT_CSV.parent.mkdir(exist_ok=True)
+    ARTIFACT_CSV.write_text(table)
+    assert CATALOG_CSV.is_file() and CATALOG_CSV.read_text() == table, (
+        f"{CATALOG_CSV.relative_to(REPO)} differs from this run's table: copy "
+        f"{ARTIFACT_CSV.relative_to(REPO)} over it after reading the difference")
