@@ -52,7 +52,9 @@ def instructor_workflow(work: Path, repo: Path) -> dict:
     released = course / "release" / EXERCISE / NOTEBOOK
     place(course, "alice", repo / "solutions" / NOTEBOOK)  # the full solution
     place(course, "bob", released)  # the untouched student version
-    steps["autograde"] = beyondbert("autograde", EXERCISE, "--course", course, cwd=work)
+    steps["autograde"] = beyondbert("autograde", EXERCISE, "--course", course, "--jobs", "2",
+                                    cwd=work)
+    steps["feedback"] = beyondbert("feedback", EXERCISE, "--course", course, cwd=work)
     steps["export"] = beyondbert("export", "--course", course, "--output", work / "grades.csv",
                                  cwd=work)
     # bob hands in the solution later: only --force grades him again
@@ -97,6 +99,21 @@ def test_autograde_prints_a_score_per_student(round_trip):
     assert rows["alice"][1:4] == ["17", "17", "-"]
     assert rows["bob"][1:3] == ["0", "17"] and "test_mean_pool," in rows["bob"]
     assert (round_trip.course / "autograded" / "alice" / EXERCISE / NOTEBOOK).is_file()
+
+
+def test_feedback_shows_results_but_no_test_code(round_trip, repo):
+    step = round_trip.steps["feedback"]
+    assert step.returncode == 0, step.stderr
+    pages = {s: round_trip.course / "feedback" / s / EXERCISE / f"{EXERCISE}.html"
+             for s in ("alice", "bob")}
+    assert all(str(page) in step.stdout for page in pages.values())
+    alice, bob = (pages[s].read_text() for s in ("alice", "bob"))
+    assert "Score: <strong>17 / 17</strong>" in alice and 'class="failed"' not in alice
+    assert "Score: <strong>0 / 17</strong>" in bob and bob.count('class="failed"') == 7
+    assert "NotImplementedError" in bob  # the message of a failed visible test
+    solution = (repo / "solutions" / NOTEBOOK).read_text()
+    for secret in ("assert_own_work", "reference_mean_pool", "BEGIN HIDDEN TESTS"):
+        assert secret in solution and secret not in bob, secret
 
 
 def test_export_writes_one_csv_row_per_student(round_trip):
@@ -207,6 +224,23 @@ def test_autograde_needs_a_released_exercise(repo, tmp_path):
     step = beyondbert("autograde", EXERCISE, cwd=tmp_path)
     assert step.returncode == 2 and "was not released" in step.stderr
     assert not (tmp_path / "gradebook.db").exists()
+
+
+def test_grading_without_a_sandbox_is_refused(repo, tmp_path):
+    """With no `bwrap` on PATH nothing runs, and the message names the fix and the opt-out."""
+    bin_dir = str(Path(sys.executable).parent)
+    step = subprocess.run([*COMMAND, "grade", str(repo / "solutions" / NOTEBOOK), "--exercise",
+                           EXERCISE], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": bin_dir, "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert step.returncode == 2, step.stderr
+    assert "refusing to grade" in step.stderr and "apt-get install bubblewrap" in step.stderr
+    assert "--unsafe-no-sandbox" in step.stderr
+
+
+def test_jobs_must_be_positive(round_trip, tmp_path):
+    step = beyondbert("autograde", EXERCISE, "--course", round_trip.course, "--jobs", "0",
+                      cwd=tmp_path)
+    assert step.returncode == 2 and "--jobs must be a positive number" in step.stderr
 
 
 def test_usage_errors_exit_2(tmp_path):
