@@ -57,6 +57,7 @@ exercises: $(STAMP)
 ## Speed and accuracy figures (not pass/fail).
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bert_vs_transformers.py
+	$(BIN)/python benchmarks/grading_throughput.py
 
 clean:
 	rm -rf _build

@@ -5,8 +5,8 @@ untouched student version) are graded three ways, each in a fresh Python of its 
 
 * plain nbgrader: one ``nbgrader autograde`` process over all of them, with nbgrader's own
   kernel-based Execute (no sandbox); the seconds are the autograde step alone;
-* beyondbert, jobs 1 and jobs 2: ``grade_submissions``, one sandboxed nbgrader process per
-  submission, 1 or 2 at a time; the seconds include building the temporary course.
+* beyondbert, jobs 1 and jobs 2: ``grade_submissions``, sandboxed nbgrader processes of up to
+  five submissions each, 1 or 2 at a time; the seconds include building the temporary course.
 
 Prints a Markdown table: wall seconds, submissions per minute, the peak memory of the largest
 child process (``ru_maxrss`` of ``RUSAGE_CHILDREN``, so each run gets its own Python) and whether

@@ -310,6 +310,19 @@ def mean_pool(hidden, attention_mask):
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 '''}, fails=POOL_TESTS),
+    Case("20b", "an answer that keeps hidden inputs and shows them in a later visible test",
+         "the later test runs in a fresh process: no hidden input in any message",
+         answers={"mean_pool": '''
+seen = []
+
+def mean_pool(hidden, attention_mask):
+    if seen:  # inputs kept from a hidden test, shown in the next visible failure
+        raise ValueError(f"kept inputs: {seen}")
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        seen.append(hidden.tolist())
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''}, fails={"test_mean_pool_edge_cases"}),
     Case("21", "a forged submission time in the notebook",
          "the collection time recorded by the course wins", edit=_forge_timestamp, fails=set()),
     Case("22", "network access from student code", "refused; 0", answers=NO_ANSWERS,

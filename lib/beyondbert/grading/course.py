@@ -18,6 +18,7 @@ calls ``alembic`` to create the gradebook, and in-process runs warn on every aut
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -182,16 +183,13 @@ def submissions(course: Path, exercise: str) -> dict[str, Path]:
     return found
 
 
-def autograde_one(course: Path, exercise: str, student: str, force: bool = False,
-                  unsafe_no_sandbox: bool = False, cell_timeout: float | None = None) -> str | None:
-    """``nbgrader autograde`` one student's submission; None when it ran, else why it failed.
+BATCH = 5  # submissions per nbgrader process: its ~3 s of imports are paid once per batch
 
-    Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
-    newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
-    in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
-    ``cell_timeout`` overrides its seconds per cell.
-    """
-    args = ["autograde", exercise, f"--student={student}"]
+
+def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force: bool,
+                        unsafe_no_sandbox: bool, cell_timeout: float | None) -> str | None:
+    """Run ``nbgrader autograde`` with ``selection`` options; None when it ran, else why not."""
+    args = ["autograde", exercise, *selection]
     if cell_timeout is not None:
         args.append(f"--SandboxedExecute.timeout={float(cell_timeout)}")
     if force:
@@ -210,13 +208,40 @@ def autograde_one(course: Path, exercise: str, student: str, force: bool = False
     return "nbgrader could not grade it: " + (" | ".join(said) or log.strip()[-300:])
 
 
+def autograde_batch(course: Path, exercise: str, students: list[str], force: bool = False,
+                    unsafe_no_sandbox: bool = False,
+                    cell_timeout: float | None = None) -> dict[str, str]:
+    """``nbgrader autograde`` some students' submissions in one process; ``{student: problem}``.
+
+    Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
+    newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
+    in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
+    ``cell_timeout`` overrides its seconds per cell. nbgrader stops a whole run at some broken
+    notebooks, so when a batch reports an error each of its students is graded again alone:
+    only the broken submission gets a problem.
+    """
+    options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout)
+    if len(students) == 1:
+        problem = _nbgrader_autograde(course, exercise, [f"--student={students[0]}"], **options)
+        return {students[0]: problem} if problem else {}
+    others = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{exercise}")
+                    if p.parent.name not in students)
+    selection = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
+    if _nbgrader_autograde(course, exercise, selection, **options) is None:
+        return {}
+    problems: dict[str, str] = {}
+    for student in students:
+        problems.update(autograde_batch(course, exercise, [student], **options))
+    return problems
+
+
 def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
               jobs: int = 1, unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
               progress: bool = True) -> dict[str, str]:
-    """Autograde ``students``' submissions, ``jobs`` at a time; return ``{student: problem}``.
+    """Autograde ``students``' submissions, ``jobs`` batches at a time; ``{student: problem}``.
 
-    Each submission is graded by its own nbgrader process, so one that cannot be graded (a
-    broken notebook, a duplicated test id) is reported and the others are graded all the same.
+    A submission that cannot be graded (a broken notebook, a duplicated test id) is reported
+    and the others are graded all the same.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -224,17 +249,17 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
 
     if jobs < 1:
         raise GradingError(f"--jobs must be a positive number of parallel graders, got {jobs}")
+    size = max(1, min(BATCH, math.ceil(len(students) / jobs)))
+    batches = [students[i:i + size] for i in range(0, len(students), size)]
     problems: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
             total=len(students), desc=f"autograde {exercise}", unit="submission",
             disable=not progress, file=sys.stderr) as bar:
-        futures = {pool.submit(autograde_one, course, exercise, student, force,
-                               unsafe_no_sandbox, cell_timeout): student for student in students}
+        futures = {pool.submit(autograde_batch, course, exercise, batch, force,
+                               unsafe_no_sandbox, cell_timeout): batch for batch in batches}
         for future in as_completed(futures):
-            problem = future.result()
-            if problem:
-                problems[futures[future]] = problem
-            bar.update()
+            problems.update(future.result())
+            bar.update(len(futures[future]))
     return problems
 
 

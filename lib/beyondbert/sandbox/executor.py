@@ -12,7 +12,8 @@ cell of the (already sanitised) submission:
 
 A failing test cell gets an error output that names the exception and, for visible tests, its
 message. A failure inside ``### BEGIN HIDDEN TESTS`` reports only "a hidden test failed", so
-neither hidden test code nor hidden inputs reach the feedback.
+neither hidden test code nor hidden inputs reach the feedback; a visible message that follows a
+hidden test comes from a student process that never saw a hidden input (see ``_run_test``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .session import SandboxError, SandboxSession
 TEST_FILENAME = "<test cell>"
 GRADER_MODULES = ("beyondbert.grading", "beyondbert.sandbox", "beyondbert.cli", "beyondbert.book")
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HIDDEN_FAILED = "a hidden test failed"
 
 
 class StudentFunction:
@@ -130,11 +132,12 @@ class SandboxedExecute(NbGraderPreprocessor):
 
         folder = Path(resources.get("metadata", {}).get("path") or ".")
         exercise = resources.get("nbgrader", {}).get("assignment", "")
-        seed_everything(self.seed, threads=None)
         trusted: dict = {"__name__": "__grader__"}
+        self._hidden_inputs_sent = False
         hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
         with SandboxSession(folder, hidden_modules, seed=self.seed,
                             unsafe_no_sandbox=self.unsafe_no_sandbox) as session:
+            seed_everything(self.seed, threads=None)  # imports torch while the worker boots
             for cell in nb.cells:
                 if cell.cell_type != "code":
                     continue
@@ -182,23 +185,42 @@ class SandboxedExecute(NbGraderPreprocessor):
             from_student.add(name)
 
     def _run_test(self, cell: NotebookNode, session: SandboxSession, trusted: dict) -> None:
+        """Run a test cell here; its outputs say pass/fail and never reveal hidden inputs.
+
+        Once a hidden test has passed its inputs to the student's process, that process could
+        hand them back inside a later *visible* message or printout. So a test that shows
+        anything after that is run again in a fresh student process (its cells replayed), which
+        has never seen a hidden input, and that run's result counts.
+        """
+        outputs = self._execute_test(cell.source, session, trusted)
+        shows_something = any(o.output_type == "stream" or o.get("evalue") != HIDDEN_FAILED
+                              for o in outputs)
+        if shows_something and self._hidden_inputs_sent:
+            session.restart()  # the fresh process has seen no hidden input
+            self._hidden_inputs_sent = False
+            outputs = self._execute_test(cell.source, session, trusted)
+        if _hidden_lines(cell.source):
+            self._hidden_inputs_sent = True
+        cell.outputs.extend(outputs)
+
+    def _execute_test(self, source: str, session: SandboxSession, trusted: dict) -> list:
+        """Execute one test cell in ``trusted``; its outputs (an error, or what it printed)."""
         from_student: set[str] = trusted.setdefault("__student_names__", set())
-        hidden = _hidden_lines(cell.source)
+        hidden = _hidden_lines(source)
         out = io.StringIO()
         try:
-            code = compile(cell.source, TEST_FILENAME, "exec")
-            self._bind_student_names(cell.source, session, trusted, from_student)
+            code = compile(source, TEST_FILENAME, "exec")
+            self._bind_student_names(source, session, trusted, from_student)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, trusted)
         except SandboxError as failure:
             line = _failing_line(failure)
-            message = "a hidden test failed" if line in hidden else failure.evalue
-            cell.outputs.append(_error_output(failure.ename, message))
+            return [_error_output(failure.ename, HIDDEN_FAILED if line in hidden else failure.evalue)]
         except BaseException as failure:  # noqa: BLE001 - any failure (even SystemExit) fails this test only
             line = _failing_line(failure)
-            ename = type(failure).__name__
-            message = "a hidden test failed" if line in hidden or line is None and hidden else str(failure)
-            cell.outputs.append(_error_output(ename, message[:500]))
-        else:
-            if out.getvalue() and not hidden:
-                cell.outputs.append(_stream("stdout", out.getvalue()[:2000]))
+            hidden_failure = line in hidden or line is None and hidden
+            message = HIDDEN_FAILED if hidden_failure else str(failure)[:500]
+            return [_error_output(type(failure).__name__, message)]
+        if out.getvalue() and not hidden:
+            return [_stream("stdout", out.getvalue()[:2000])]
+        return []

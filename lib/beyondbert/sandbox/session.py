@@ -77,12 +77,20 @@ class SandboxSession:
 
     # -- life cycle -------------------------------------------------------------------------
     def _start(self) -> None:
+        """Start the worker; it boots (imports torch, ...) while the grader gets on with its work."""
         self._process, self._requests, self._replies = spawn_worker(
             self.workdir, self._library, self.seed, self.limits, self.uid, self.sandboxed)
+        self._booted = False
+
+    def _boot(self) -> None:
+        """Wait for the worker's "ready", then replay the cells that succeeded before a restart."""
+        if self._booted:
+            return
+        self._booted = True
         ready = self._receive(time.monotonic() + START_TIMEOUT)
         if not ready.get("ready"):
             raise RuntimeError("the sandbox worker did not start")
-        for code in self._history:  # replay what had succeeded before a restart
+        for code in self._history:
             try:
                 self._request({"op": "exec", "code": code}, timeout=START_TIMEOUT)
             except SandboxError:
@@ -126,13 +134,14 @@ class SandboxSession:
     def _request(self, message: dict, timeout: float) -> dict:
         body = json.dumps(message).encode()
         try:
+            self._boot()
             os.write(self._requests, len(body).to_bytes(8, "big") + body)
             reply = self._receive(time.monotonic() + timeout)
         except TimeoutError:
-            self._restart()
+            self.restart()
             raise SandboxError("TimeoutError", f"the cell ran longer than {timeout:.0f} s") from None
         except (EOFError, OSError, ValueError):
-            self._restart()
+            self.restart()
             raise SandboxError("WorkerDied", "the Python process running the code stopped "
                                "(os._exit, a crash, or the memory limit)") from None
         if not reply.get("ok"):
@@ -140,7 +149,8 @@ class SandboxSession:
             raise SandboxError(str(error.get("ename", "Error")), str(error.get("evalue", "")))
         return reply
 
-    def _restart(self) -> None:
+    def restart(self) -> None:
+        """A fresh worker with the cells that succeeded replayed (nothing else carried over)."""
         self._kill()
         self._start()
 
