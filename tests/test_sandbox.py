@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from beyondbert.sandbox import launcher
+from beyondbert.sandbox.executor import StudentObject, _grader_side_function
 from beyondbert.sandbox.plaindata import NotPlainData, from_plain, to_plain
 from beyondbert.sandbox.session import NoSandbox, SandboxError, SandboxSession
+from beyondbert.seeding import seed_everything
 
 REPO_SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 
@@ -122,3 +124,20 @@ def test_without_bubblewrap_grading_is_refused(monkeypatch):
     assert "apt-get install bubblewrap" in problem and "--unsafe-no-sandbox" in problem
     with pytest.raises(NoSandbox, match="bubblewrap"):
         SandboxSession(None)
+
+
+def test_a_student_object_that_is_not_plain_data_fails_any_use():
+    value = StudentObject("answer", "values of type Yes are not plain data")
+    for use in (bool, lambda v: v == 42, len, iter, lambda v: v[0], lambda v: v.shape, lambda v: v()):
+        with pytest.raises(TypeError, match="answer is not plain data"):
+            use(value)
+
+
+def test_only_the_seeding_function_runs_grader_side():
+    seeding = {"kind": "function", "module": "beyondbert.seeding", "qualname": "seed_everything",
+               "defined_in_notebook": False}
+    assert _grader_side_function(seeding) is seed_everything
+    for other in (dict(seeding, defined_in_notebook=True),  # the student's own function
+                  dict(seeding, module="beyondbert.results", qualname="record"),
+                  dict(seeding, module="os", qualname="remove")):
+        assert _grader_side_function(other) is None

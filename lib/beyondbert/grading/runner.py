@@ -15,7 +15,7 @@ from pathlib import Path
 from . import course as nbg
 from .errors import GradingError
 from .exercises import check_exercise
-from .gradebook import SubmissionResult, TestResult, graded_cells, read_results, test_points
+from .gradebook import SubmissionResult, TestResult, read_results, test_points
 
 
 def check_sandbox(unsafe_no_sandbox: bool = False) -> None:
@@ -42,12 +42,11 @@ def grade_course(course: Path, exercise: str, found: dict[str, Path], force: boo
                              progress=progress)
     results = read_results(course, exercise)
     source = course / "source" / exercise / f"{exercise}.ipynb"
-    tests = graded_cells(source)
     points = test_points(source)
     out = {}
     for student, notebook in sorted(found.items()):
         result = results.get(student) or SubmissionResult(
-            student, [TestResult(t, 0.0, points[t], "not graded") for t in tests])
+            student, [TestResult(test, 0.0, most, "not graded") for test, most in points.items()])
         result.flags = nbg.submission_flags(source, notebook)
         if student in problems:
             result.flags.append(problems[student])

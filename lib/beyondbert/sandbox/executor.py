@@ -34,7 +34,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode
 from .session import SandboxError, SandboxSession
 
 TEST_FILENAME = "<test cell>"
-GRADER_MODULES = ("beyondbert.grading", "beyondbert.sandbox", "beyondbert.cli", "beyondbert.book")
+GRADER_SIDE = {"beyondbert.seeding.seed_everything"}  # library functions tests run here
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_FAILED = "a hidden test failed"
 
@@ -56,32 +56,31 @@ class StudentFunction:
 
 
 class StudentObject:
-    """A student value that is not plain data: using it in a test fails the test."""
+    """A student value that is not plain data: using it in a test (even ``bool`` or ``==``)
+    fails the test."""
 
     def __init__(self, name: str, reason: str) -> None:
         self._name, self._reason = name, reason
 
-    def __getattr__(self, attribute):
+    def _refuse(self, *args, **kwargs):
         raise TypeError(f"{self._name} is not plain data ({self._reason})")
 
+    __getattr__ = __bool__ = __eq__ = __len__ = __iter__ = __getitem__ = __call__ = _refuse
 
-def _library_function(info: dict):
-    """The grader's own copy of a course-library function the student only imported, else None.
 
-    ``from beyondbert.seeding import seed_everything`` must seed the grader, where tests run.
-    Only the course's teaching modules qualify (not the grader's own), so the student cannot
-    choose which other grader-side code a test runs.
+def _grader_side_function(info: dict):
+    """The grader's own copy of a student name that is one of ``GRADER_SIDE``, else None.
+
+    ``from beyondbert.seeding import seed_everything`` in a student cell must seed the grader,
+    where the tests draw their random inputs. Every other student function is called in the
+    sandbox, so the student cannot choose grader-side code for a test to run.
     """
+    if info.get("kind") != "function" or info.get("defined_in_notebook"):
+        return None
     module, qualname = info.get("module", ""), info.get("qualname", "")
-    if (info.get("kind") != "function" or info.get("defined_in_notebook")
-            or not module.startswith("beyondbert.") or module.startswith(GRADER_MODULES)
-            or not qualname.isidentifier()):
+    if f"{module}.{qualname}" not in GRADER_SIDE:
         return None
-    try:
-        function = getattr(importlib.import_module(module), qualname)
-    except (ImportError, AttributeError):
-        return None
-    return function if callable(function) else None
+    return getattr(importlib.import_module(module), qualname)
 
 
 def _loaded_names(code: str) -> set[str]:
@@ -165,9 +164,9 @@ class SandboxedExecute(NbGraderPreprocessor):
                 continue
             info = session.describe(name)
             kind = info.get("kind")
-            library_function = _library_function(info)
-            if library_function is not None:
-                trusted[name] = library_function
+            grader_side = _grader_side_function(info)
+            if grader_side is not None:
+                trusted[name] = grader_side
             elif kind in ("function", "callable"):
                 trusted[name] = StudentFunction(session, name, info, self.timeout)
             elif kind == "data":

@@ -96,7 +96,9 @@ def bwrap_command(workdir: Path, library_copy: Path, worker_args: list[str], uid
     """The full ``bwrap ... python -m beyondbert.sandbox.worker`` command line."""
     import beyondbert
 
-    mounts = _ro_system_mounts()
+    # An empty /tmp first: the Python installation or the course may themselves live under /tmp
+    # (a CI checkout), and their bind mounts must land on top of it, not be hidden by it.
+    mounts = ["--perms", "1777", "--tmpfs", "/tmp", *_ro_system_mounts()]
     for prefix in dict.fromkeys([Path(sys.base_prefix), Path(sys.prefix)]):
         if not str(prefix).startswith("/usr"):
             mounts += _dirs_for(prefix) + ["--ro-bind", str(prefix), str(prefix)]
@@ -106,7 +108,7 @@ def bwrap_command(workdir: Path, library_copy: Path, worker_args: list[str], uid
     env = {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_HOME, "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = ["bwrap", *mounts, "--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc",
+    command = ["bwrap", *mounts, "--proc", "/proc",
                "--dev", "/dev", "--unshare-ipc", "--unshare-pid", "--unshare-net",
                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                "--clearenv", "--chdir", SANDBOX_HOME]
