@@ -16,7 +16,8 @@ import torch
 from beyondbert.sandbox import launcher
 from beyondbert.sandbox.executor import StudentObject, _grader_side_function
 from beyondbert.sandbox.plaindata import NotPlainData, from_plain, to_plain
-from beyondbert.sandbox.session import NoSandbox, SandboxError, SandboxSession
+from beyondbert.sandbox.session import (MAX_RESTARTS, NoSandbox, SandboxBroken, SandboxError,
+                                        SandboxSession)
 from beyondbert.seeding import seed_everything
 
 REPO_SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -141,3 +142,24 @@ def test_only_the_seeding_function_runs_grader_side():
                   dict(seeding, module="beyondbert.results", qualname="record"),
                   dict(seeding, module="os", qualname="remove")):
         assert _grader_side_function(other) is None
+
+
+@needs_sandbox
+def test_a_cell_that_crashes_on_every_replay_cannot_restart_for_ever(tmp_path):
+    crash_on_replay = ("import os\nif os.path.exists('ran-once'):\n    os._exit(1)\n"
+                       "open('ran-once', 'w').close()")
+    with SandboxSession(None) as session:
+        session.run_cell(crash_on_replay, timeout=30)
+        with pytest.raises(SandboxError):
+            session.run_cell("while True:\n    pass", timeout=1)  # the restart replays the crash
+        with pytest.raises(SandboxError, match="the rest of the notebook is not run"):
+            session.run_cell("x = 1", timeout=30)
+    assert session._restarts > MAX_RESTARTS
+
+
+@needs_sandbox
+def test_a_worker_that_cannot_start_is_the_graders_fault(monkeypatch):
+    monkeypatch.setattr(launcher, "bwrap_command", lambda *args: ["bwrap", "--no-such-option"])
+    with SandboxSession(None) as session:
+        with pytest.raises(SandboxBroken, match="did not start: .*no-such-option"):
+            session.run_cell("x = 1", timeout=30)

@@ -137,8 +137,12 @@ def sandbox_problem() -> str | None:
 
 
 def spawn_worker(workdir: Path, library_copy: Path | None, seed: int, limits: Limits,
-                 uid: int | None, sandboxed: bool = True) -> tuple[subprocess.Popen, int, int]:
-    """Start a worker; returns ``(process, request_fd, reply_fd)`` for the trusted side."""
+                 uid: int | None, log: Path,
+                 sandboxed: bool = True) -> tuple[subprocess.Popen, int, int]:
+    """Start a worker; returns ``(process, request_fd, reply_fd)`` for the trusted side.
+
+    The worker's own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
+    """
     req_read, req_write = os.pipe()
     rep_read, rep_write = os.pipe()
     worker_args = [str(seed), str(req_read), str(rep_write)]
@@ -148,11 +152,12 @@ def spawn_worker(workdir: Path, library_copy: Path | None, seed: int, limits: Li
     else:
         command = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args]
         cwd = workdir
-    process = subprocess.Popen(
-        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, pass_fds=(req_read, rep_write), preexec_fn=limits.apply,
-        start_new_session=True,
-    )
+    with open(log, "ab") as stderr:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr, pass_fds=(req_read, rep_write), preexec_fn=limits.apply,
+            start_new_session=True,
+        )
     os.close(req_read)
     os.close(rep_write)
     return process, req_write, rep_read

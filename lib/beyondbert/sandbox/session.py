@@ -20,6 +20,7 @@ from .launcher import Limits, filtered_library, sandbox_problem, spawn_worker
 from .plaindata import NotPlainData, from_plain, to_plain
 
 START_TIMEOUT = 120.0
+MAX_RESTARTS = 10  # after this many time-outs and crashes, the rest of the submission is not run
 
 
 class SandboxError(RuntimeError):
@@ -32,6 +33,13 @@ class SandboxError(RuntimeError):
 
 class NoSandbox(RuntimeError):
     """No sandbox can be started and unsafe grading was not asked for."""
+
+
+class SandboxBroken(RuntimeError):
+    """The worker could not even start: a fault of the grading machine, not of the student.
+
+    It is not caught per cell: grading that submission fails, and the instructor sees why.
+    """
 
 
 def _read_exact(fd: int, size: int, deadline: float) -> bytes:
@@ -73,28 +81,40 @@ class SandboxSession:
                          if self.sandboxed else None)
         self._history: list[str] = []
         self._process = None
+        self._restarts = 0
         self._start()
 
     # -- life cycle -------------------------------------------------------------------------
     def _start(self) -> None:
         """Start the worker; it boots (imports torch, ...) while the grader gets on with its work."""
         self._process, self._requests, self._replies = spawn_worker(
-            self.workdir, self._library, self.seed, self.limits, self.uid, self.sandboxed)
+            self.workdir, self._library, self.seed, self.limits, self.uid,
+            self._scratch / "worker.log", self.sandboxed)
         self._booted = False
 
     def _boot(self) -> None:
-        """Wait for the worker's "ready", then replay the cells that succeeded before a restart."""
-        if self._booted:
-            return
-        self._booted = True
-        ready = self._receive(time.monotonic() + START_TIMEOUT)
-        if not ready.get("ready"):
-            raise RuntimeError("the sandbox worker did not start")
-        for code in self._history:
+        """Wait for the worker's "ready", then replay the cells that succeeded before a restart.
+
+        A replayed cell that crashes the worker again means another restart (within the
+        ``MAX_RESTARTS`` budget) and another replay.
+        """
+        while self._process is not None and not self._booted:
+            self._booted = True
             try:
-                self._request({"op": "exec", "code": code}, timeout=START_TIMEOUT)
-            except SandboxError:
-                pass
+                ready = self._receive(time.monotonic() + START_TIMEOUT)
+            except (EOFError, TimeoutError, OSError, ValueError):
+                ready = {}
+            if not ready.get("ready"):
+                log = (self._scratch / "worker.log").read_text(errors="replace").strip()
+                raise SandboxBroken("the sandbox worker did not start: "
+                                    + (log[-1000:] or "it exited without a message"))
+            for code in self._history:
+                try:
+                    self._request({"op": "exec", "code": code}, timeout=START_TIMEOUT)
+                except SandboxError:
+                    pass
+                if not self._booted:  # that cell took the worker down: boot the next one
+                    break
 
     def _kill(self) -> None:
         if self._process is None:
@@ -133,8 +153,11 @@ class SandboxSession:
 
     def _request(self, message: dict, timeout: float) -> dict:
         body = json.dumps(message).encode()
+        self._boot()
+        if self._process is None:
+            raise SandboxError("WorkerDied", f"the code crashed or timed out {MAX_RESTARTS} times: "
+                               "the rest of the notebook is not run")
         try:
-            self._boot()
             os.write(self._requests, len(body).to_bytes(8, "big") + body)
             reply = self._receive(time.monotonic() + timeout)
         except TimeoutError:
@@ -150,9 +173,15 @@ class SandboxSession:
         return reply
 
     def restart(self) -> None:
-        """A fresh worker with the cells that succeeded replayed (nothing else carried over)."""
+        """A fresh worker with the cells that succeeded replayed (nothing else carried over).
+
+        After ``MAX_RESTARTS`` no worker is started again (a submission whose replay crashes
+        would otherwise restart for ever) and every later request fails.
+        """
         self._kill()
-        self._start()
+        self._restarts += 1
+        if self._restarts <= MAX_RESTARTS:
+            self._start()
 
     # -- what the grader uses -----------------------------------------------------------------
     def run_cell(self, code: str, timeout: float) -> dict:
