@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,7 +174,7 @@ def test_grade_one_file_as_json(repo, tmp_path):
     assert list(tmp_path.iterdir()) == [], "grade must not write into the current folder"
 
 
-def test_release_to_an_exchange(tmp_path):
+def test_release_to_an_exchange_and_collect_with_the_course_s_time(tmp_path):
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     step = beyondbert("release", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
@@ -181,6 +182,25 @@ def test_release_to_an_exchange(tmp_path):
     assert step.returncode == 0, step.stderr
     assert (exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK).is_file()
     assert "released to the exchange" in step.stdout
+
+    # alice submits through the exchange, with a forged submission time of her own
+    forged = "2000-01-01 00:00:00.000000 UTC"
+    inbound = exchange / "beyond-bert" / "inbound" / f"alice+{EXERCISE}+{forged}+a1b2c3"
+    inbound.mkdir(parents=True)
+    shutil.copyfile(exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK, inbound / NOTEBOOK)
+    (inbound / "timestamp.txt").write_text(forged)
+    step = beyondbert("collect", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
+                      cwd=tmp_path)
+    assert step.returncode == 0, step.stderr
+    assert "collected 1 new submission(s): alice" in step.stdout
+    submitted = tmp_path / "course" / "submitted" / "alice" / EXERCISE
+    assert (submitted / NOTEBOOK).is_file()
+    stamp = (submitted / "timestamp.txt").read_text()
+    assert not stamp.startswith("2000") and stamp[:4] == str(datetime.now(timezone.utc).year)
+    again = beyondbert("collect", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
+                       cwd=tmp_path)
+    assert "collected 0 new submission(s)" in again.stdout
+    assert (submitted / "timestamp.txt").read_text() == stamp  # nothing new: the stamp stays
 
 
 @pytest.mark.parametrize("args", [

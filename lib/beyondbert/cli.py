@@ -3,6 +3,7 @@
     beyondbert list                                          the course's exercises
     beyondbert generate [EXERCISE ...]                       exercises/ from solutions/
     beyondbert release EXERCISE [--course DIR]               add an exercise to a course folder
+    beyondbert collect EXERCISE [--course DIR]               fetch submissions from the exchange
     beyondbert autograde EXERCISE [--course DIR] [--force] [--jobs N]
                                                              grade submitted/<student>/<EXERCISE>/
     beyondbert grade SUBMISSION.ipynb --exercise EXERCISE [--json]   grade one file
@@ -26,6 +27,7 @@ from .grading import (
     NbgraderFailed,
     SubmissionResult,
     autograde,
+    collect,
     export_grades,
     find_repo,
     generate_exercises,
@@ -74,6 +76,12 @@ def _cmd_release(args: argparse.Namespace) -> None:
     else:
         print("no exchange configured: hand the student version out yourself; collect each "
               f"student's notebook as submitted/<student>/{args.exercise}/{args.exercise}.ipynb")
+
+
+def _cmd_collect(args: argparse.Namespace) -> None:
+    repo = find_repo(args.repo)
+    students = collect(args.exercise, Path(args.course), repo, exchange=args.exchange)
+    print(f"collected {len(students)} new submission(s): {', '.join(students) or '-'}")
 
 
 def _score_table(results: dict[str, SubmissionResult]) -> str:
@@ -163,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nbgrader exchange folder to release to (default: Exchange.root of the "
                         "course's nbgrader_config.py, if set)")
     p.set_defaults(run=_cmd_release)
+
+    p = sub.add_parser("collect", parents=[common, course],
+                       help="collect submissions from the exchange (nbgrader collect) and stamp "
+                            "each new one with the collection time")
+    p.add_argument("exercise", metavar="EXERCISE")
+    p.add_argument("--exchange", metavar="DIR",
+                   help="nbgrader exchange folder (default: Exchange.root of the course's config)")
+    p.set_defaults(run=_cmd_collect)
 
     p = sub.add_parser("autograde", parents=[common, course, sandbox],
                        help="autograde submitted/<student>/EXERCISE/ and print the scores")

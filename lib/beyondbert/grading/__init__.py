@@ -17,10 +17,11 @@ from .errors import GradingError, NbgraderFailed
 from .exercises import find_repo, list_exercises
 from .gradebook import SubmissionResult, TestResult
 from .runner import grade_notebook, grade_submissions
-from .workflow import autograde, export_grades, generate_exercises, release, write_feedback
+from .workflow import (autograde, collect, export_grades, generate_exercises, release,
+                       write_feedback)
 
 __all__ = [
-    "GradingError", "NbgraderFailed", "SubmissionResult", "TestResult", "autograde",
+    "GradingError", "NbgraderFailed", "SubmissionResult", "TestResult", "autograde", "collect",
     "export_grades", "find_repo", "generate_exercises", "grade_notebook", "grade_submissions",
     "list_exercises", "release", "write_feedback",
 ]

@@ -31,6 +31,7 @@ from .exercises import course_config, solution_path
 
 CONFIG = "nbgrader_config.py"
 GRADEBOOK = "gradebook.db"
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's timestamp.txt
 
 
 def run_nbgrader(args: list[str], course: Path) -> str:
@@ -145,14 +146,14 @@ def submission_flags(source: Path, submitted: Path) -> list[str]:
 def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
     """Place ``notebook`` as ``submitted/<student>/<exercise>/<exercise>.ipynb``.
 
-    Like ``nbgrader collect``, this records the collection time in ``timestamp.txt`` beside it:
+    Like ``beyondbert collect``, this records the collection time in ``timestamp.txt`` beside it:
     the gradebook's submission time comes from there, never from the notebook's contents.
     """
     read_notebook(notebook)
     target = course / "submitted" / student / exercise / f"{exercise}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, target)
-    collected = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+    collected = datetime.now(timezone.utc).strftime(TIMESTAMP_FORMAT)
     (target.parent / "timestamp.txt").write_text(collected)
     return target
 
@@ -296,6 +297,27 @@ def release_to_exchange(course: Path, exercise: str, exchange: str) -> None:
     """``nbgrader release_assignment``: publish the student version to the exchange folder."""
     run_nbgrader(["release_assignment", exercise, "--force", f"--Exchange.root={exchange}"],
                  course)
+
+
+def collect_from_exchange(course: Path, exercise: str, exchange: str) -> list[str]:
+    """``nbgrader collect --update``, then stamp each newly collected submission with the time
+    of collection; return those students.
+
+    ``nbgrader submit`` writes ``timestamp.txt`` in the student's own process, and on a shared
+    exchange the student owns that file; the time the course collected is the one it can trust.
+    """
+    def stamps() -> dict[str, str]:
+        return {p.parent.parent.name: p.read_text()
+                for p in (course / "submitted").glob(f"*/{exercise}/timestamp.txt")}
+
+    before = stamps()
+    run_nbgrader(["collect", exercise, "--update", f"--Exchange.root={exchange}"], course)
+    collected = sorted(s for s, stamp in stamps().items() if before.get(s) != stamp)
+    now = datetime.now(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    for student in collected:
+        folder = course / "submitted" / student / exercise
+        (folder / "timestamp.txt").write_text(now)
+    return collected
 
 
 def export_csv(course: Path, output: Path) -> Path:

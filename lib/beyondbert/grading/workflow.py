@@ -69,6 +69,19 @@ def release(exercise: str, course_dir: Path, repo: Path, exchange: str | None = 
     return Release(student_notebook, exchange)
 
 
+def collect(exercise: str, course_dir: Path, repo: Path, exchange: str | None = None) -> list[str]:
+    """Collect the submissions of ``exercise`` from the exchange into ``submitted/``; return the
+    students whose submission is new, each stamped with the collection time."""
+    course = _released_course(exercise, course_dir, repo)
+    exchange = exchange or nbg.exchange_root(course)
+    if not exchange:
+        raise GradingError(
+            f"no exchange folder: pass --exchange DIR or set c.Exchange.root in "
+            f"{course / nbg.CONFIG}; without one, copy each notebook to "
+            f"submitted/<student>/{exercise}/{exercise}.ipynb yourself")
+    return nbg.collect_from_exchange(course, exercise, exchange)
+
+
 def _released_course(exercise: str, course_dir: Path, repo: Path) -> Path:
     """The course folder, checked to hold a gradebook in which ``exercise`` was released."""
     check_exercise(exercise, repo)
