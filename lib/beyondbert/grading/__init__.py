@@ -6,7 +6,7 @@
     runner     grade submissions (one sandboxed nbgrader process each, several at a time)
     feedback   per-student HTML feedback without hidden test code
     workflow   the commands behind the `beyondbert` console script (cli.py)
-    checks     checks that exercises' hidden tests call in the student's kernel
+    checks     checks that exercises' hidden tests call on the student's functions
 
 The gradebook is nbgrader's ``gradebook.db`` in the course folder.
 """

@@ -1,5 +1,8 @@
-"""Checks that exercise notebooks' hidden tests call inside the student's kernel.
+"""Checks that exercise notebooks' hidden tests call on the student's functions.
 
+When grading, test cells run in the grader and a student's function is a
+``beyondbert.sandbox.executor.StudentFunction`` that knows where it was defined; when a solution
+notebook runs in one kernel (nbval, a student's own run), the function itself is inspected.
 Only the standard library is used here: this module is imported by graded test cells.
 """
 

@@ -1,4 +1,4 @@
-"""The instructor's commands: generate, release, autograde, export (``beyondbert --help``).
+"""The commands behind ``beyondbert``: generate, release, collect, autograde, feedback, export.
 
 Each command checks its input (exercise name, files, course folder) before it changes anything,
 so a typo never half-writes a course folder or a gradebook.

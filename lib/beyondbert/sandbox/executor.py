@@ -119,7 +119,8 @@ class SandboxedExecute(NbGraderPreprocessor):
     """Execute a submission with student code sandboxed and tests run by the grader."""
 
     timeout = Float(60.0, help="Seconds one cell or one call may run.").tag(config=True)
-    unsafe_no_sandbox = Bool(False, help="Run student code without a sandbox (unsafe).").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="Run student code without a sandbox (unsafe)."
+                             ).tag(config=True)
     forbidden_modules = Dict(value_trait=List(Unicode()), default_value={},
                              help="{exercise: [beyondbert modules hidden from its student code]}: "
                                   "the modules an exercise asks students to write themselves."
@@ -212,14 +213,13 @@ class SandboxedExecute(NbGraderPreprocessor):
             self._bind_student_names(source, session, trusted, from_student)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, trusted)
-        except SandboxError as failure:
+        except BaseException as failure:  # noqa: BLE001 - even SystemExit fails this test only
             line = _failing_line(failure)
-            return [_error_output(failure.ename, HIDDEN_FAILED if line in hidden else failure.evalue)]
-        except BaseException as failure:  # noqa: BLE001 - any failure (even SystemExit) fails this test only
-            line = _failing_line(failure)
-            hidden_failure = line in hidden or line is None and hidden
-            message = HIDDEN_FAILED if hidden_failure else str(failure)[:500]
-            return [_error_output(type(failure).__name__, message)]
+            student_side = isinstance(failure, SandboxError)
+            ename = failure.ename if student_side else type(failure).__name__
+            if line in hidden or (line is None and hidden):
+                return [_error_output(ename, HIDDEN_FAILED)]
+            return [_error_output(ename, failure.evalue if student_side else str(failure)[:500])]
         if out.getvalue() and not hidden:
             return [_stream("stdout", out.getvalue()[:2000])]
         return []
