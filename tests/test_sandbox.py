@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from beyondbert.sandbox import launcher
-from beyondbert.sandbox.executor import StudentObject, _grader_side_function
+from beyondbert.sandbox.executor import StudentObject, _grader_module, _grader_side_function
 from beyondbert.sandbox.plaindata import NotPlainData, from_plain, to_plain
 from beyondbert.sandbox.session import (MAX_RESTARTS, NoSandbox, SandboxBroken, SandboxError,
                                         SandboxSession)
@@ -163,3 +163,12 @@ def test_a_worker_that_cannot_start_is_the_graders_fault(monkeypatch):
     with SandboxSession(None) as session:
         with pytest.raises(SandboxBroken, match="did not start: .*no-such-option"):
             session.run_cell("x = 1", timeout=30)
+
+
+def test_the_grader_imports_only_modules_tests_use():
+    import torch.nn.functional
+
+    assert _grader_module("torch.nn.functional", "F") is torch.nn.functional
+    for chosen_by_student in ("antigravity", "os", "shutil", "no_such_module"):
+        with pytest.raises(TypeError, match="not plain data"):
+            bool(_grader_module(chosen_by_student, "torch"))

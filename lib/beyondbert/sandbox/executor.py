@@ -35,6 +35,7 @@ from .session import SandboxError, SandboxSession
 
 TEST_FILENAME = "<test cell>"
 GRADER_SIDE = {"beyondbert.seeding.seed_everything"}  # library functions tests run here
+TEST_MODULES = {"beyondbert", "math", "numpy", "random", "scipy", "torch"}  # modules tests use
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_FAILED = "a hidden test failed"
 
@@ -81,6 +82,20 @@ def _grader_side_function(info: dict):
     if f"{module}.{qualname}" not in GRADER_SIDE:
         return None
     return getattr(importlib.import_module(module), qualname)
+
+
+def _grader_module(module: str, name: str):
+    """The grader's own import of a module a student cell imported as ``name``.
+
+    Only the modules tests work with (``TEST_MODULES``, by top-level package) are imported:
+    the student must not choose which module the grader imports, nor its side effects.
+    """
+    if module.split(".")[0] not in TEST_MODULES:
+        return StudentObject(name, f"the grader does not import {module}")
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return StudentObject(name, f"the grader cannot import {module}")
 
 
 def _loaded_names(code: str) -> set[str]:
@@ -173,10 +188,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             elif kind == "data":
                 trusted[name] = info["value"]
             elif kind == "module":
-                try:
-                    trusted[name] = importlib.import_module(info["module"])
-                except ImportError:
-                    trusted[name] = StudentObject(name, "a module the grader cannot import")
+                trusted[name] = _grader_module(info["module"], name)
             elif kind == "object":
                 trusted[name] = StudentObject(name, info.get("reason", ""))
             else:
