@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +35,12 @@ GRADEBOOK = "gradebook.db"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's timestamp.txt
 
 
-def run_nbgrader(args: list[str], course: Path) -> str:
-    """Run ``nbgrader ARGS`` inside ``course``; return its log, raise :class:`NbgraderFailed`."""
+def run_nbgrader(args: list[str], course: Path,
+                 on_line: Callable[[str], None] | None = None) -> str:
+    """Run ``nbgrader ARGS`` inside ``course``; return its log, raise :class:`NbgraderFailed`.
+
+    ``on_line`` sees each line of the log as nbgrader writes it (for a progress bar).
+    """
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     # The kernel named "python3" is this environment's, even if the user has another one.
@@ -43,8 +48,14 @@ def run_nbgrader(args: list[str], course: Path) -> str:
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (kernels, os.environ.get("JUPYTER_PATH")) if p)
     env.setdefault("HF_HUB_OFFLINE", "1")
     command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
-    proc = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True)
-    log = proc.stdout + proc.stderr
+    lines = []
+    with subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+    log = "".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(log.strip().splitlines()[-30:])
         raise NbgraderFailed(f"nbgrader {args[0]} failed (exit {proc.returncode}):\n{tail}")
@@ -185,11 +196,16 @@ def submissions(course: Path, exercise: str) -> dict[str, Path]:
 
 
 BATCH = 5  # submissions per nbgrader process: its ~3 s of imports are paid once per batch
+SUBMISSION_DONE = "Setting destination file permissions"  # nbgrader's last line per submission
 
 
 def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force: bool,
-                        unsafe_no_sandbox: bool, cell_timeout: float | None) -> str | None:
-    """Run ``nbgrader autograde`` with ``selection`` options; None when it ran, else why not."""
+                        unsafe_no_sandbox: bool, cell_timeout: float | None,
+                        graded: Callable[[], None]) -> str | None:
+    """Run ``nbgrader autograde`` with ``selection`` options; None when it ran, else why not.
+
+    ``graded()`` is called each time nbgrader finishes a submission.
+    """
     args = ["autograde", exercise, *selection]
     if cell_timeout is not None:
         args.append(f"--SandboxedExecute.timeout={float(cell_timeout)}")
@@ -197,8 +213,12 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
         args.append("--force")
     if unsafe_no_sandbox:
         args.append("--SandboxedExecute.unsafe_no_sandbox=True")
+    def on_line(line: str) -> None:
+        if SUBMISSION_DONE in line:
+            graded()
+
     try:
-        log = run_nbgrader(args, course)
+        log = run_nbgrader(args, course, on_line)
     except NbgraderFailed as failure:
         log = str(failure)
     else:
@@ -210,8 +230,8 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
 
 
 def autograde_batch(course: Path, exercise: str, students: list[str], force: bool = False,
-                    unsafe_no_sandbox: bool = False,
-                    cell_timeout: float | None = None) -> dict[str, str]:
+                    unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
+                    graded: Callable[[], None] = lambda: None) -> dict[str, str]:
     """``nbgrader autograde`` some students' submissions in one process; ``{student: problem}``.
 
     Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
@@ -221,7 +241,8 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
     notebooks, so when a batch reports an error each of its students is graded again alone:
     only the broken submission gets a problem.
     """
-    options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout)
+    options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
+                   graded=graded)
     if len(students) == 1:
         problem = _nbgrader_autograde(course, exercise, [f"--student={students[0]}"], **options)
         return {students[0]: problem} if problem else {}
@@ -256,11 +277,25 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
             total=len(students), desc=f"autograde {exercise}", unit="submission",
             disable=not progress, file=sys.stderr) as bar:
-        futures = {pool.submit(autograde_batch, course, exercise, batch, force,
-                               unsafe_no_sandbox, cell_timeout): batch for batch in batches}
+        def progress_of(batch: list[str]) -> tuple[Callable[[], None], list[int]]:
+            done = [0]  # submissions of this batch counted on the bar
+
+            def graded() -> None:
+                if done[0] < len(batch):  # a batch graded again one by one counts once
+                    done[0] += 1
+                    bar.update()
+            return graded, done
+
+        futures = {}
+        for batch in batches:
+            graded, done = progress_of(batch)
+            futures[pool.submit(autograde_batch, course, exercise, batch, force,
+                                unsafe_no_sandbox, cell_timeout, graded)] = (batch, done)
         for future in as_completed(futures):
             problems.update(future.result())
-            bar.update(len(futures[future]))
+            batch, done = futures[future]
+            bar.update(len(batch) - done[0])  # the ones nbgrader could not grade
+            done[0] = len(batch)
     return problems
 
 
