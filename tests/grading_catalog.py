@@ -323,6 +323,19 @@ def mean_pool(hidden, attention_mask):
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 '''}, fails={"test_mean_pool_edge_cases"}),
+    Case("20c", "an answer that keeps hidden inputs in a file and shows them later",
+         "the fresh process starts from the submission's files only: no leak",
+         answers={"mean_pool": '''
+import os
+
+def mean_pool(hidden, attention_mask):
+    if os.path.exists("kept.txt"):  # inputs kept from a hidden test, shown in a visible failure
+        raise ValueError("kept inputs: " + open("kept.txt").read())
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        open("kept.txt", "w").write(str(hidden.tolist()))
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''}, fails={"test_mean_pool_edge_cases"}),
     Case("21", "a forged submission time in the notebook",
          "the collection time recorded by the course wins", edit=_forge_timestamp, fails=set()),
     Case("22", "network access from student code", "refused; 0", answers=NO_ANSWERS,

@@ -196,7 +196,7 @@ def check_deterministic(catalog: dict, case: Case) -> tuple[list[str], str]:
 
 EXTRA_CHECKS = {"08": check_points_from_record, "09": check_duplicate_flagged,
                 "18": check_tamper_failed, "19": check_environment, "20": check_no_leak,
-                "20b": check_no_leak,
+                "20b": check_no_leak, "20c": check_no_leak,
                 "21": check_timestamp, "22": check_network, "23": check_deterministic}
 
 

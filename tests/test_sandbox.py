@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from beyondbert.sandbox import launcher
+from beyondbert.sandbox import session as session_module
 from beyondbert.sandbox.executor import StudentObject, _grader_module, _grader_side_function
 from beyondbert.sandbox.plaindata import NotPlainData, from_plain, to_plain
-from beyondbert.sandbox.session import (MAX_RESTARTS, NoSandbox, SandboxBroken, SandboxError,
-                                        SandboxSession)
+from beyondbert.sandbox.session import NoSandbox, SandboxBroken, SandboxError, SandboxSession
 from beyondbert.seeding import seed_everything
 
 REPO_SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -145,16 +145,26 @@ def test_only_the_seeding_function_runs_grader_side():
 
 
 @needs_sandbox
-def test_a_cell_that_crashes_on_every_replay_cannot_restart_for_ever(tmp_path):
-    crash_on_replay = ("import os\nif os.path.exists('ran-once'):\n    os._exit(1)\n"
-                       "open('ran-once', 'w').close()")
+def test_a_restart_brings_back_cells_not_files_and_has_a_budget(monkeypatch):
+    monkeypatch.setattr(session_module, "MAX_RESTARTS", 2)
     with SandboxSession(None) as session:
-        session.run_cell(crash_on_replay, timeout=30)
-        with pytest.raises(SandboxError):
-            session.run_cell("while True:\n    pass", timeout=1)  # the restart replays the crash
+        session.run_cell("import os\nkept = 1\nos.mkdir('locked')\n"
+                         "open('locked/stash.txt', 'w').write('hidden input')\n"
+                         "os.chmod('locked', 0o500)\n"
+                         "def keep(value):\n    open('call-stash.txt', 'w').write(str(value))\n"
+                         "    return value", timeout=30)
+        assert session.call("keep", (42,), {}, timeout=10) == 42  # a call writes a file
+        for _ in range(2):
+            with pytest.raises(SandboxError, match="TimeoutError"):
+                session.run_cell("while True:\n    pass", timeout=1)
+        session.run_cell("import os\nfiles = sorted(os.listdir('.'))", timeout=30)
+        # the replayed cell wrote its file again; what the call wrote is gone
+        assert session.describe("kept")["value"] == 1
+        assert session.describe("files")["value"] == ["locked"]
+        with pytest.raises(SandboxError, match="TimeoutError"):
+            session.run_cell("while True:\n    pass", timeout=1)
         with pytest.raises(SandboxError, match="the rest of the notebook is not run"):
             session.run_cell("x = 1", timeout=30)
-    assert session._restarts > MAX_RESTARTS
 
 
 @needs_sandbox

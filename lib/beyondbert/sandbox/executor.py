@@ -201,8 +201,9 @@ class SandboxedExecute(NbGraderPreprocessor):
 
         Once a hidden test has passed its inputs to the student's process, that process could
         hand them back inside a later *visible* message or printout. So a test that shows
-        anything after that is run again in a fresh student process (its cells replayed), which
-        has never seen a hidden input, and that run's result counts.
+        anything after that is run again in a fresh student process (its cells replayed, its
+        home folder back to the files handed in), which has never seen a hidden input, and that
+        run's result counts.
         """
         outputs = self._execute_test(cell.source, session, trusted)
         shows_something = any(o.output_type == "stream" or o.get("evalue") != HIDDEN_FAILED

@@ -56,6 +56,16 @@ def _read_exact(fd: int, size: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
+def _wipe(folder: Path) -> None:
+    """Remove ``folder`` even where student code took away the write permission."""
+    if not folder.exists():
+        return
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o700)
+    shutil.rmtree(folder)
+
+
 class SandboxSession:
     """One student's worker. Use as a context manager; every method returns plain data."""
 
@@ -69,14 +79,12 @@ class SandboxSession:
         self.seed, self.limits = seed, limits
         self.uid = uid if uid is not None else (65534 if os.geteuid() == 0 else None)
         self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-sandbox-"))
-        self.workdir = self._scratch / "home"
+        self._files = self._scratch / "files"  # the submission's files, as handed in
         if files_from is not None:
-            shutil.copytree(files_from, self.workdir, ignore=shutil.ignore_patterns("*.ipynb"))
+            shutil.copytree(files_from, self._files, ignore=shutil.ignore_patterns("*.ipynb"))
         else:
-            self.workdir.mkdir()
-        if self.uid is not None:
-            for path in [self.workdir, *self.workdir.rglob("*")]:
-                os.chown(path, self.uid, self.uid)
+            self._files.mkdir()
+        self.workdir = self._scratch / "home"
         self._library = (filtered_library(self._scratch / "lib", forbidden_modules)
                          if self.sandboxed else None)
         self._history: list[str] = []
@@ -86,7 +94,14 @@ class SandboxSession:
 
     # -- life cycle -------------------------------------------------------------------------
     def _start(self) -> None:
-        """Start the worker; it boots (imports torch, ...) while the grader gets on with its work."""
+        """Start the worker in a home folder holding only the submission's files, as handed in
+        (nothing a previous worker wrote survives a restart); it boots (imports torch, ...)
+        while the grader gets on with its work."""
+        _wipe(self.workdir)
+        shutil.copytree(self._files, self.workdir)
+        if self.uid is not None:
+            for path in [self.workdir, *self.workdir.rglob("*")]:
+                os.chown(path, self.uid, self.uid)
         self._process, self._requests, self._replies = spawn_worker(
             self.workdir, self._library, self.seed, self.limits, self.uid,
             self._scratch / "worker.log", self.sandboxed)
