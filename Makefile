@@ -19,18 +19,21 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 JB_STRICT := --all -W -n --keep-going
 
-.PHONY: book book-fast test unit exercises benchmark setup clean
+.PHONY: book book-fast test exercises benchmark setup system-deps clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml scripts/install-system-deps.sh
-	@bash scripts/install-system-deps.sh
+$(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned course environment into $(VENV) (a few minutes the first time)..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(BIN)/python -m pip check
 	@touch $(STAMP)
+
+## The Debian packages the tests need (Chromium for the browser test, bubblewrap for grading).
+system-deps:
+	@bash scripts/install-system-deps.sh
 
 ## The main job: the executed book under _build/html (clean build, every chapter executed).
 book: $(STAMP)
@@ -44,7 +47,7 @@ book-fast: $(STAMP)
 ## Everything CI checks: strict book build (a failing notebook fails), then the test suite
 ## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
 ## notebook, so not split over workers).
-test: $(STAMP)
+test: $(STAMP) system-deps
 	rm -rf _build/.jupyter_cache _build/results
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
