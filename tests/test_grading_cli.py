@@ -246,15 +246,20 @@ def test_autograde_needs_a_released_exercise(repo, tmp_path):
     assert not (tmp_path / "gradebook.db").exists()
 
 
-def test_grading_without_a_sandbox_is_refused(repo, tmp_path):
-    """With no `bwrap` on PATH nothing runs, and the message names the fix and the opt-out."""
+def test_without_a_sandbox_grading_is_refused_unless_the_instructor_opts_out(repo, tmp_path):
+    """With no `bwrap` on PATH nothing runs, and the message names the fix and the opt-out;
+    with --unsafe-no-sandbox the same notebook is graded (student code unconfined)."""
     bin_dir = str(Path(sys.executable).parent)
-    step = subprocess.run([*COMMAND, "grade", str(repo / "solutions" / NOTEBOOK), "--exercise",
-                           EXERCISE], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PATH": bin_dir, "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    no_bwrap = {"PATH": f"{bin_dir}:/nonexistent", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    grade = [*COMMAND, "grade", str(repo / "solutions" / NOTEBOOK), "--exercise", EXERCISE]
+    step = subprocess.run(grade, cwd=tmp_path, capture_output=True, text=True, env=no_bwrap)
     assert step.returncode == 2, step.stderr
     assert "refusing to grade" in step.stderr and "apt-get install bubblewrap" in step.stderr
     assert "--unsafe-no-sandbox" in step.stderr
+    step = subprocess.run([*grade, "--unsafe-no-sandbox", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, env=no_bwrap)
+    assert step.returncode == 0, step.stderr
+    assert json.loads(step.stdout)["score"] == 17
 
 
 def test_jobs_must_be_positive(round_trip, tmp_path):
