@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="beyondbert", description="Grading tools of the Beyond BERT course (over nbgrader).",
-        epilog="Exit status: 0 done, 1 an nbgrader step failed, 2 bad input (nothing changed).")
+        epilog="Exit status: 0 done, 1 an nbgrader step failed or a submission is flagged, "
+               "2 bad input (nothing changed).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", parents=[common], help="list the course's exercises")
@@ -198,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_grade)
 
     p = sub.add_parser("feedback", parents=[common, course],
-                       help="write feedback/<student>/EXERCISE/feedback.html for every graded "
-                            "student (pass/fail, points and messages; no hidden test code)")
+                       help="write feedback/<student>/EXERCISE/EXERCISE.html for every graded "
+                            "student (pass/fail, points and messages; no test code)")
     p.add_argument("exercise", metavar="EXERCISE")
     p.set_defaults(run=_cmd_feedback)
 
