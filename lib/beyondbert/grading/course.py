@@ -213,6 +213,7 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
         args.append("--force")
     if unsafe_no_sandbox:
         args.append("--SandboxedExecute.unsafe_no_sandbox=True")
+
     def on_line(line: str) -> None:
         if SUBMISSION_DONE in line:
             graded()
@@ -277,25 +278,21 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
             total=len(students), desc=f"autograde {exercise}", unit="submission",
             disable=not progress, file=sys.stderr) as bar:
-        def progress_of(batch: list[str]) -> tuple[Callable[[], None], list[int]]:
-            done = [0]  # submissions of this batch counted on the bar
+        counted = [0] * len(batches)  # submissions of each batch already on the bar
 
+        def graded_in(i: int) -> Callable[[], None]:
             def graded() -> None:
-                if done[0] < len(batch):  # a batch graded again one by one counts once
-                    done[0] += 1
+                if counted[i] < len(batches[i]):  # a batch graded again one by one counts once
+                    counted[i] += 1
                     bar.update()
-            return graded, done
+            return graded
 
-        futures = {}
-        for batch in batches:
-            graded, done = progress_of(batch)
-            futures[pool.submit(autograde_batch, course, exercise, batch, force,
-                                unsafe_no_sandbox, cell_timeout, graded)] = (batch, done)
+        futures = {pool.submit(autograde_batch, course, exercise, batch, force, unsafe_no_sandbox,
+                               cell_timeout, graded_in(i)): i for i, batch in enumerate(batches)}
         for future in as_completed(futures):
             problems.update(future.result())
-            batch, done = futures[future]
-            bar.update(len(batch) - done[0])  # the ones nbgrader could not grade
-            done[0] = len(batch)
+            i = futures[future]
+            bar.update(len(batches[i]) - counted[i])  # the ones nbgrader could not grade
     return problems
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .launcher import Limits, filtered_library, sandbox_problem, spawn_worker
-from .plaindata import NotPlainData, from_plain, to_plain
+from .plaindata import MAX_MESSAGE_BYTES, NotPlainData, from_plain, to_plain
 
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 10  # after this many time-outs and crashes, the rest of the submission is not run
@@ -159,7 +159,7 @@ class SandboxSession:
     # -- protocol ---------------------------------------------------------------------------
     def _receive(self, deadline: float) -> dict:
         size = int.from_bytes(_read_exact(self._replies, 8, deadline), "big")
-        if size > 256 * 1024 * 1024:
+        if size > MAX_MESSAGE_BYTES:
             raise EOFError
         message = json.loads(_read_exact(self._replies, size, deadline))
         if not isinstance(message, dict):
@@ -190,8 +190,8 @@ class SandboxSession:
     def restart(self) -> None:
         """A fresh worker with the cells that succeeded replayed (nothing else carried over).
 
-        After ``MAX_RESTARTS`` no worker is started again (a submission whose replay crashes
-        would otherwise restart for ever) and every later request fails.
+        After ``MAX_RESTARTS`` no worker is started again (a notebook of endless loops would
+        otherwise cost a time-out and a restart per cell) and every later request fails.
         """
         self._kill()
         self._restarts += 1
