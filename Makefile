@@ -37,7 +37,7 @@ system-deps:
 
 ## The main job: the executed book under _build/html (clean build, every chapter executed).
 book: $(STAMP)
-	rm -rf _build/.jupyter_cache _build/results
+	rm -rf _build/.jupyter_cache _build/results _build/cache
 	$(BIN)/jupyter-book build . --all --keep-going
 
 ## Fast rebuild: reuses the execution cache, re-executes only notebooks that changed.
@@ -48,7 +48,7 @@ book-fast: $(STAMP)
 ## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
 ## notebook, so not split over workers).
 test: $(STAMP) system-deps
-	rm -rf _build/.jupyter_cache _build/results
+	rm -rf _build/.jupyter_cache _build/results _build/cache
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m pytest --nbval --nbval-current-env solutions

@@ -32,13 +32,19 @@ def record(
     value: float,
     unit: str = "",
     *,
+    label: str | None = None,
+    section: str | None = None,
     published: float | None = None,
     source: str | None = None,
     setting: str | None = None,
+    our_setting: str | None = None,
 ) -> float:
     """Store one measured figure of ``chapter`` and return ``value`` (so it can be printed).
 
-    ``published``/``source``/``setting`` name the paper's number this figure reproduces, if any.
+    ``label`` is the readable name the results page shows ("Spearman ρ, mean pooling, Lee");
+    ``section`` the title of the chapter heading under which it was measured (the page links
+    there). ``published``/``source``/``setting`` name the paper's number this figure reproduces,
+    if any, and the paper's setting; ``our_setting`` says how ours differs.
     """
     if not chapter or not name:
         raise ValueError("chapter and name must be non-empty strings")
@@ -50,7 +56,8 @@ def record(
     path = results_dir() / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(path.read_text()) if path.exists() else {}
-    rows[name] = {"value": value, "unit": unit, "published": published, "source": source,
-                  "setting": setting}
+    rows[name] = {"value": value, "unit": unit, "label": label, "section": section,
+                  "published": published, "source": source, "setting": setting,
+                  "our_setting": our_setting}
     path.write_text(json.dumps(rows, indent=2, sort_keys=True))
     return value
