@@ -19,14 +19,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 JB_STRICT := --all -W -n --keep-going
 
-.PHONY: book book-fast test exercises benchmark setup system-deps clean
+.PHONY: book book-fast test lint exercises install-cells benchmark setup system-deps clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned course environment into $(VENV) (a few minutes the first time)..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-dev.txt 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(BIN)/python -m pip check
 	@touch $(STAMP)
@@ -47,11 +47,20 @@ book-fast: $(STAMP)
 ## Everything CI checks: strict book build (a failing notebook fails), then the test suite
 ## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
 ## notebook, so not split over workers).
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint
 	rm -rf _build/.jupyter_cache _build/results _build/cache
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m pytest --nbval --nbval-current-env solutions
+
+## The linter (pinned in requirements-dev.txt; rules in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Write the launch install cell (repository from _config.yml) into every chapter and exercise.
+install-cells: $(STAMP)
+	$(BIN)/python -m beyondbert.launch
+	$(BIN)/beyondbert generate
 
 ## Regenerate the student notebooks exercises/*.ipynb from solutions/ (nbgrader).
 exercises: $(STAMP)

@@ -236,7 +236,8 @@ def screenshot_name(path: str) -> str:
 def key_pages() -> list[str]:
     """index, the first chapter and the first exercise (those that are built)."""
     toc = toc_pages()
-    first = lambda prefix: [p for p in toc if p.startswith(prefix) and (HTML / p).is_file()][:1]
+    def first(prefix):
+        return [p for p in toc if p.startswith(prefix) and (HTML / p).is_file()][:1]
     return ["index.html", *first("chapters/"), *first("exercises/")]
 
 
@@ -246,7 +247,8 @@ def visits(browser, site) -> dict[str, Visit]:
     start = time.perf_counter()
     shutil.rmtree(ARTIFACTS / "screenshots", ignore_errors=True)  # no stale pictures
     keys = key_pages()
-    shot = lambda path: ARTIFACTS / "screenshots" / screenshot_name(path) if path in keys else None
+    def shot(path):
+        return ARTIFACTS / "screenshots" / screenshot_name(path) if path in keys else None
     out = {path: visit(browser, site, path, functools.partial(inspect_page, screenshot=shot(path)))
            for path in ["index.html", *built_pages()]}
     elapsed = time.perf_counter() - start
@@ -363,6 +365,39 @@ def test_search_finds(term, browser, site):
     problems += [f"needed an external request (blocked): {u}" for u in v.external]
     problems += [] if v.info.get("hits") else [f"no results: {v.info.get('summary')!r}"]
     fail_if_any([f"search.html?q={term}: {p}" for p in problems], "search problems")
+
+
+RESULTS_LAYOUT_JS = """() => {
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const tables = [...document.querySelectorAll('table.results-table')];
+  const problems = [];
+  tables.forEach((t, i) => {
+    const box = (t.closest('article') || t.parentElement).getBoundingClientRect();
+    const right = t.getBoundingClientRect().right;
+    if (right > box.right + 1) problems.push(`table ${i} ends at ${right}px, past the content's ${box.right}px`);
+    t.querySelectorAll('td, th').forEach(c => {
+      if (c.scrollWidth > c.clientWidth + 1) problems.push(`table ${i}: a cell is clipped ("${c.innerText.slice(0, 40)}")`);
+    });
+  });
+  return {tables: tables.length, problems,
+          published_rows: document.querySelectorAll('table.results-published tbody tr').length,
+          linked: document.querySelectorAll('table.results-table tbody a[href*="chapters/"]').length,
+          folded: document.querySelectorAll('details.results-chapter').length};
+}"""
+
+
+def test_results_page_fits_and_links(browser, site):
+    """At 1280 px the results tables fit the content column, no cell is clipped, figures link."""
+    v = visit(browser, site, "results.html", lambda page: page.evaluate(RESULTS_LAYOUT_JS))
+    problems = [v.error] if v.error else list(v.info.get("problems", []))
+    info = v.info or {}
+    if not info.get("published_rows"):
+        problems.append("no figure is shown beside a published number")
+    if not info.get("linked"):
+        problems.append("no figure links to the chapter section that measured it")
+    if not info.get("folded"):
+        problems.append("the other figures are not folded by chapter")
+    fail_if_any([f"results.html: {p}" for p in problems], "results page problems")
 
 
 def test_screenshots_of_key_pages(visits):

@@ -10,20 +10,26 @@ from beyondbert.results import record, results_dir
 
 def test_record_writes_one_row_per_name(tmp_path, monkeypatch):
     monkeypatch.setenv("BEYONDBERT_RESULTS_DIR", str(tmp_path))
-    assert record("01-x", "rho", 0.5, "Spearman") == 0.5
-    record("01-x", "speedup", 3.0, "x", published=2.0, source="Someone et al., 2020", setting="CPU")
-    record("01-x", "rho", 0.6)
+    assert record("01-x", "rho", 0.5, "Spearman", label="Spearman ρ") == 0.5
+    record("01-x", "speedup", 3.0, "x", label="Speed-up", section="Timing", published=2.0,
+           source="Someone et al., 2020", setting="GPU", our_setting="CPU")
+    record("01-x", "rho", 0.6, label="Spearman ρ")
     rows = json.loads((tmp_path / "01-x.json").read_text())
     assert rows["rho"]["value"] == 0.6
     assert rows["speedup"]["published"] == 2.0
+    assert rows["speedup"]["section"] == "Timing" and rows["speedup"]["our_setting"] == "CPU"
 
 
 def test_record_rejects_bad_values(tmp_path, monkeypatch):
     monkeypatch.setenv("BEYONDBERT_RESULTS_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="finite"):
-        record("01-x", "nan", float("nan"))
+        record("01-x", "nan", float("nan"), label="x")
     with pytest.raises(ValueError, match="source"):
-        record("01-x", "p", 1.0, published=2.0)
+        record("01-x", "p", 1.0, label="p", published=2.0)
+    with pytest.raises(ValueError, match="source"):
+        record("01-x", "p", 1.0, label="p", source="Someone et al., 2020")
+    with pytest.raises(ValueError, match="label"):
+        record("01-x", "p", 1.0)
 
 
 def test_results_dir_found_from_book_folder(tmp_path, monkeypatch):
@@ -44,3 +50,26 @@ def test_every_chapter_recorded_figures_in_the_book_build():
     missing = [c for c in chapters if not (folder / f"{c}.json").is_file()
                or not json.loads((folder / f"{c}.json").read_text())]
     assert not missing, f"chapters that recorded no figure while the book executed: {missing}"
+
+
+def test_every_chapter_compares_with_the_literature_in_the_book_build():
+    """Each chapter reproduces at least one published figure and records it with published=.
+
+    A record that names a paper's setting but no published number is a comparison with the
+    literature that the results page would not show beside the paper's figure.
+    """
+    book = Path(__file__).resolve().parents[1]
+    folder = book / "_build" / "results"
+    if not (book / "_build" / "html" / "index.html").is_file():
+        pytest.fail("the book is not built: run `make book` (or `make test`) first")
+    problems = []
+    for path in sorted(folder.glob("*.json")):
+        rows = json.loads(path.read_text())
+        if not any(r.get("published") is not None for r in rows.values()):
+            problems.append(f"{path.stem}: no figure recorded with published= and source=")
+        for name, r in rows.items():
+            if not r.get("label"):
+                problems.append(f"{path.stem}/{name}: no label")
+            if (r.get("setting") or r.get("our_setting")) and r.get("published") is None:
+                problems.append(f"{path.stem}/{name}: a paper's setting without its published=")
+    assert not problems, "\n".join(problems)

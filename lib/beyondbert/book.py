@@ -5,9 +5,12 @@
 2. A clean browser console: scripts registered twice (sphinx-thebe adds its configuration twice
    under Jupyter Book 1, "Identifier 'THEBE_JS_URL' has already been declared") are written once,
    and the theme starts in light mode instead of an empty mode ("Got invalid theme mode").
-3. Measured vs published: the ``results-table`` directive renders every figure the chapters
-   recorded with :func:`beyondbert.results.record` in one table (paper, setting, their number,
-   ours, ratio). A chapter that recorded nothing is a build warning (an error under ``-W``).
+3. Measured vs published: the ``results-table`` directive renders the figures the chapters
+   recorded with :func:`beyondbert.results.record`: ``published`` — those that reproduce a
+   paper's number (paper, their setting and ours, theirs, ours, ratio), by chapter; ``other`` —
+   each chapter's other figures, folded. Each figure links to the heading of the chapter page
+   that measured it. A chapter that recorded nothing, or a record naming a heading no page has,
+   is a build warning (an error under ``-W``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(src, dst)
 
 
+# The results tables fit the content column: fixed layout, long words wrap, no horizontal scroll.
+RESULTS_CSS = """\
+table.results-table { table-layout: fixed; width: 100%; }
+table.results-table td, table.results-table th { overflow-wrap: anywhere; white-space: normal; }
+details.results-chapter { margin: 0.5em 0; }
+details.results-chapter > summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _write_css(app: Sphinx, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        (Path(app.outdir) / "_static" / "beyondbert.css").write_text(RESULTS_CSS)
+
+
 def _theme_defaults(app: Sphinx, config) -> None:
     config.html_context.setdefault("default_mode", "light")
 
@@ -83,46 +100,113 @@ class results_placeholder(nodes.General, nodes.Element):
 
 
 class ResultsTable(SphinxDirective):
-    """``{results-table}``: all recorded figures, one row each."""
+    """``{results-table} published`` (figures beside a paper's number) or ``{results-table} other``."""
+
+    optional_arguments = 1
 
     def run(self) -> list[nodes.Node]:
-        return [results_placeholder()]
+        kind = self.arguments[0] if self.arguments else "published"
+        if kind not in {"published", "other"}:
+            raise self.error(f"results-table takes 'published' or 'other', got {kind!r}")
+        return [results_placeholder(kind=kind)]
 
 
-def _load_rows(folder: Path) -> list[tuple[str, str, dict]]:
-    rows = []
-    for path in sorted(folder.glob("*.json")):
-        for name, row in sorted(json.loads(path.read_text()).items()):
-            rows.append((path.stem, name, row))
-    return rows
+def _load_rows(folder: Path) -> dict[str, dict[str, dict]]:
+    """``{chapter: {name: row}}`` of every results file, chapters in course order."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
 
-def _fmt(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "—"
+    return f"{x:.4g} {unit}".strip()
 
 
-def _table(rows: list[tuple[str, str, dict]]) -> nodes.table:
-    headers = ["chapter", "figure", "ours", "unit", "published", "source", "setting", "ours / published"]
-    table = nodes.table(classes=["results-table"])
+def _section_index(app: Sphinx) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(chapter, section title): (docname, anchor)}`` of every heading on the chapter pages."""
+    index = {}
+    for docname in sorted(app.env.found_docs):
+        parts = docname.split("/")
+        if len(parts) < 3 or parts[0] != "chapters":
+            continue
+        for section in app.env.get_doctree(docname).findall(nodes.section):
+            title = section.next_node(nodes.title)
+            if title is not None and section["ids"]:
+                index.setdefault((parts[1], title.astext()), (docname, section["ids"][0]))
+    return index
+
+
+class _Links:
+    """Resolves a record's ``section`` to a link into the chapter page that measured it."""
+
+    def __init__(self, app: Sphinx, docname: str):
+        self.app, self.docname, self.index = app, docname, _section_index(app)
+
+    def paragraph(self, chapter: str, name: str, row: dict) -> nodes.paragraph:
+        text = row.get("label") or name
+        para = nodes.paragraph()
+        target = self.index.get((chapter, row.get("section") or ""))
+        if target is None:
+            if row.get("section"):
+                logger.warning(f"results: {chapter}/{name} names section {row['section']!r}, "
+                               f"which no page of chapters/{chapter} has", location=self.docname)
+            para += nodes.Text(text)
+            return para
+        uri = self.app.builder.get_relative_uri(self.docname, target[0]) + "#" + target[1]
+        para += nodes.reference("", text, refuri=uri, internal=True)
+        return para
+
+
+def _table(headers: list[str], widths: list[int], rows: list[list], classes: list[str]) -> nodes.table:
+    """A docutils table; a cell is a string or a ready node."""
+    table = nodes.table(classes=["results-table", *classes])
     group = nodes.tgroup(cols=len(headers))
     table += group
-    group.extend(nodes.colspec(colwidth=1) for _ in headers)
+    group.extend(nodes.colspec(colwidth=w) for w in widths)
     head, body = nodes.thead(), nodes.tbody()
     group += head
     group += body
-
-    def add_row(parent: nodes.Element, cells: list[str]) -> None:
+    for parent, cells in [(head, headers)] + [(body, r) for r in rows]:
         row = nodes.row()
         for cell in cells:
-            row += nodes.entry("", nodes.paragraph(text=cell))
+            row += nodes.entry("", cell if isinstance(cell, nodes.Node)
+                               else nodes.paragraph(text=cell))
         parent += row
-
-    add_row(head, headers)
-    for chapter, name, r in rows:
-        ratio = r["value"] / r["published"] if r.get("published") else None
-        add_row(body, [chapter, name, _fmt(r["value"]), r.get("unit") or "", _fmt(r.get("published")),
-                       r.get("source") or "", r.get("setting") or "", _fmt(ratio)])
     return table
+
+
+def _published_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
+    out = []
+    for chapter, figures in rows.items():
+        published = [(n, r) for n, r in sorted(figures.items()) if r.get("published") is not None]
+        if not published:
+            continue
+        body = []
+        for name, r in published:
+            setting = f"theirs: {r.get('setting') or '—'}; ours: {r.get('our_setting') or '—'}"
+            ratio = r["value"] / r["published"] if r["published"] else None
+            body.append([links.paragraph(chapter, name, r), r.get("source") or "", setting,
+                         _fmt(r["published"], r.get("unit", "")), _fmt(r["value"], r.get("unit", "")),
+                         _fmt(ratio)])
+        out.append(nodes.rubric(text=f"Chapter {chapter}"))
+        out.append(_table(["figure", "paper", "setting", "theirs", "ours", "ours / theirs"],
+                          [22, 18, 30, 10, 10, 10], body, ["results-published"]))
+    return out
+
+
+def _other_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
+    out = []
+    for chapter, figures in rows.items():
+        others = [(n, r) for n, r in sorted(figures.items()) if r.get("published") is None]
+        if not others:
+            continue
+        body = [[links.paragraph(chapter, n, r), _fmt(r["value"]), r.get("unit") or ""]
+                for n, r in others]
+        out.append(nodes.raw("", f"<details class=\"results-chapter\"><summary>Chapter {chapter}: "
+                                 f"{len(others)} figures</summary>", format="html"))
+        out.append(_table(["figure", "measured", "unit"], [60, 20, 20], body, ["results-other"]))
+        out.append(nodes.raw("", "</details>", format="html"))
+    return out
 
 
 def _fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -135,8 +219,11 @@ def _fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if chapter_dir.name not in recorded:
             logger.warning(f"chapter {chapter_dir.name} recorded no figures in {folder}",
                            location=docname)
+    rows, links = _load_rows(folder), _Links(app, docname)
     for placeholder in placeholders:
-        placeholder.replace_self(_table(_load_rows(folder)))
+        kind = placeholder.get("kind", "published")
+        placeholder.replace_self(_published_tables(rows, links) if kind == "published"
+                                 else _other_tables(rows, links))
 
 
 def _always_rewrite_results(app, env, added, changed, removed) -> list[str]:
@@ -148,6 +235,8 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _theme_defaults)
     app.connect("html-page-context", _drop_duplicate_scripts)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _write_css)
+    app.add_css_file("beyondbert.css")
     app.add_node(results_placeholder)
     app.add_directive("results-table", ResultsTable)
     app.connect("doctree-resolved", _fill_results)

@@ -51,8 +51,11 @@ def record(
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{chapter}/{name}: value must be finite, got {value}")
-    if published is not None and source is None:
-        raise ValueError(f"{chapter}/{name}: a published number needs its source (paper, year)")
+    if not label:
+        raise ValueError(f"{chapter}/{name}: give a readable label= (what the results page shows)")
+    if (published is None) != (source is None):
+        raise ValueError(f"{chapter}/{name}: a published number and its source (paper, year) "
+                         f"go together; got published={published!r}, source={source!r}")
     path = results_dir() / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(path.read_text()) if path.exists() else {}
