@@ -5,7 +5,8 @@ import torch
 
 from beyondbert import data
 from beyondbert.models import default_encoder_path
-from beyondbert.sbert import SentenceEncoder, evaluate_sts, load_sentence_encoder
+from beyondbert.sbert import (SentenceEncoder, evaluate_sts, load_sentence_encoder,
+                              semantic_search)
 
 TEXTS = ["A man is playing a guitar.", "Someone plays an instrument.", "x",
          "The quick brown fox jumps over the lazy dog. " * 60,  # > 256 tokens: truncated
@@ -118,3 +119,20 @@ def test_evaluate_sts_matches_sentence_transformers_evaluator(encoder, reference
     theirs = evaluator(reference)
     key = next(k for k in theirs if k.endswith("spearman_cosine"))
     assert evaluate_sts(pairs, encoder) == pytest.approx(100 * theirs[key], abs=1e-2)
+
+
+def test_semantic_search_matches_sentence_transformers_util():
+    from sentence_transformers.util import semantic_search as st_search
+
+    corpus = torch.nn.functional.normalize(torch.randn(50, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    queries = corpus[[3, 7]] + 0.01
+    scores, indices = semantic_search(queries, corpus, k=5)
+    assert scores.shape == indices.shape == (2, 5) and indices.dtype == torch.int64
+    assert indices[:, 0].tolist() == [3, 7] and torch.all(scores[:, :-1] >= scores[:, 1:])
+    ref = st_search(queries, corpus, top_k=5, score_function=lambda a, b: a @ b.T)
+    assert [[hit["corpus_id"] for hit in row] for row in ref] == indices.tolist()
+    assert semantic_search(queries, corpus[:3], k=10)[1].shape == (2, 3)  # k capped at n
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        semantic_search(queries, corpus, k=0)
+    with pytest.raises(ValueError, match="same dim"):
+        semantic_search(queries, corpus[:, :8], k=1)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import check_tensor
 from .pooling import cls_pool, max_pool, mean_pool
 
 POOLERS = {"mean": mean_pool, "cls": cls_pool, "max": max_pool}
@@ -211,3 +212,26 @@ def evaluate_sts(path_or_triples, model: SentenceEncoder | None = None, batch_si
     model = default_sentence_encoder() if model is None else model
     predicted = cosine_scores(model, texts1, texts2, batch_size, show_progress).numpy()
     return float(100.0 * spearmanr(predicted, np.asarray(scores, dtype=float)).statistic)
+
+
+def semantic_search(queries: torch.Tensor, corpus: torch.Tensor,
+                    k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` search by inner product (= cosine for unit vectors), brute force.
+
+    ``queries (q, dim)``, ``corpus (n, dim)``; returns ``(scores, indices)``, both ``(q, k)``,
+    best first (ties: lower index first). ``k`` is capped at ``n``.
+    """
+    for name, x in (("queries", queries), ("corpus", corpus)):
+        check_tensor(x, name)
+        if x.dim() != 2 or x.shape[0] == 0:
+            raise ValueError(f"{name} must have shape (rows, dim) with rows >= 1, "
+                             f"got {tuple(x.shape)}")
+    if queries.shape[1] != corpus.shape[1]:
+        raise ValueError(f"queries and corpus must have the same dim, got {queries.shape[1]} "
+                         f"and {corpus.shape[1]}")
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    scores = queries.float() @ corpus.float().T  # (q, n)
+    k = min(k, corpus.shape[0])
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return scores.gather(1, order), order
