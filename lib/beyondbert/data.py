@@ -158,3 +158,120 @@ def split_pairs_by_word(
     train = [p for p in pairs if p[0] not in test_words and p[1] not in test_words]
     test = [p for p in pairs if p[0] in test_words and p[1] in test_words]
     return train, test
+
+
+# ----------------------------------------------------------------------------- search collections
+
+def _lead_sentence(text: str) -> str:
+    """The first sentence of a news story (up to the first . ! or ? followed by a capital)."""
+    import re
+
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", text.strip(), maxsplit=1)[0]
+
+
+def lee_retrieval(n_distractors: int = 100, relevant: float = 0.6, highly_relevant: float = 0.8):
+    """A small search collection with human relevance, from the Lee et al. (2005) documents.
+
+    Query ``lee-i`` is the first sentence of Lee document ``i``; its judgements are the human
+    similarity ratings of document ``i`` with the 49 other documents (mean rating of 1-5 divided
+    by 5, :func:`lee_similarities`): grade 2 at >= ``highly_relevant`` (mean rating >= 4), 1 at
+    >= ``relevant`` (>= 3), else 0. The corpus holds the 50 documents (document ``lee-i`` is the
+    query's own source: search with ``ignore_identical_ids``, as BEIR does) and the first
+    ``n_distractors`` background articles (``bg-j``, unjudged, so counted as not relevant).
+    Returns ``(corpus, queries, qrels)`` in :func:`load_beir`'s format.
+    """
+    docs, sims = lee_documents(), lee_similarities()
+    background = lee_background()
+    if not 0 <= n_distractors <= len(background):
+        raise ValueError(f"n_distractors must be in 0..{len(background)}, got {n_distractors}")
+    ids = [f"lee-{i:02d}" for i in range(len(docs))]
+    corpus = {i: {"title": "", "text": d} for i, d in zip(ids, docs, strict=True)}
+    corpus |= {f"bg-{j:03d}": {"title": "", "text": background[j]} for j in range(n_distractors)}
+    queries = {i: _lead_sentence(d) for i, d in zip(ids, docs, strict=True)}
+    qrels = {q: {d: int(sims[a, b] >= highly_relevant) + int(sims[a, b] >= relevant)
+                 for b, d in enumerate(ids) if b != a} for a, q in enumerate(ids)}
+    return corpus, queries, qrels
+
+
+def write_beir(folder: str | Path, corpus: dict, queries: dict, qrels: dict,
+               split: str = "test") -> Path:
+    """Write a collection in BEIR's layout (the inverse of :func:`load_beir`); returns ``folder``."""
+    import json
+
+    folder = Path(folder)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
+        for doc_id, doc in corpus.items():
+            handle.write(json.dumps({"_id": doc_id, "title": doc.get("title", ""),
+                                     "text": doc["text"]}) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as handle:
+        for query_id, text in queries.items():
+            handle.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    with open(folder / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        for query_id, judged in qrels.items():
+            for doc_id, grade in judged.items():
+                handle.write(f"{query_id}\t{doc_id}\t{grade}\n")
+    return folder
+
+
+def load_beir(folder: str | Path, split: str = "test"):
+    """Read a BEIR folder: ``(corpus, queries, qrels)``.
+
+    ``corpus.jsonl`` lines ``{"_id", "title", "text"}`` -> ``corpus[_id] = {"title", "text"}``;
+    ``queries.jsonl`` lines ``{"_id", "text"}`` -> ``queries[_id] = text``;
+    ``qrels/<split>.tsv`` (header ``query-id corpus-id score``) -> ``qrels[qid][doc_id] = int``.
+    Queries without judgements are dropped; a judgement naming a missing query or document is an
+    error.
+    """
+    import json
+
+    folder = Path(folder)
+    paths = {name: folder / name for name in ("corpus.jsonl", "queries.jsonl")}
+    paths["qrels"] = folder / "qrels" / f"{split}.tsv"
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(f"not a BEIR folder: {path} is missing")
+
+    def read_jsonl(path: Path, fields: tuple[str, ...]) -> list[dict]:
+        rows = []
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if any(f not in row for f in fields):
+                    raise ValueError(f"{path}:{number}: expected the fields {fields}, got "
+                                     f"{sorted(row)}")
+                rows.append(row)
+        return rows
+
+    corpus = {str(r["_id"]): {"title": r.get("title") or "", "text": r["text"]}
+              for r in read_jsonl(paths["corpus.jsonl"], ("_id", "text"))}
+    if not corpus:
+        raise ValueError(f"{paths['corpus.jsonl']}: the corpus is empty")
+    all_queries = {str(r["_id"]): r["text"]
+                   for r in read_jsonl(paths["queries.jsonl"], ("_id", "text"))}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(paths["qrels"], encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
+            raise ValueError(f"{paths['qrels']}: the first line must be the header "
+                             f"'query-id<TAB>corpus-id<TAB>score', got {header}")
+        for number, fields in enumerate(reader, start=2):
+            if not fields:
+                continue
+            if len(fields) < 3:
+                raise ValueError(f"{paths['qrels']}:{number}: expected 3 tab-separated fields, "
+                                 f"got {fields}")
+            query_id, doc_id = fields[0], fields[1]
+            if doc_id not in corpus:
+                raise ValueError(f"{paths['qrels']}:{number}: document {doc_id!r} is not in "
+                                 f"corpus.jsonl")
+            if query_id not in all_queries:
+                raise ValueError(f"{paths['qrels']}:{number}: query {query_id!r} is not in "
+                                 f"queries.jsonl")
+            qrels.setdefault(query_id, {})[doc_id] = int(float(fields[2]))
+    queries = {q: text for q, text in all_queries.items() if q in qrels}
+    return corpus, queries, qrels

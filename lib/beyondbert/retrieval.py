@@ -262,7 +262,7 @@ def maxsim(query_vectors: torch.Tensor, query_mask: torch.Tensor, doc_vectors: t
 
 def evaluate_beir(folder, model=None, k: int = 10, quantization: str | None = None,
                   rescore_multiplier: int | None = None, batch_size: int = 32,
-                  show_progress: bool = True) -> dict[str, float]:
+                  show_progress: bool = True, ignore_identical_ids: bool = True) -> dict[str, float]:
     """Evaluate a bi-encoder on a BEIR folder: NDCG@k, recall@100, MRR@k and the index's size.
 
     Documents are encoded as ``title + " " + text`` (BEIR's convention), truncated at the model's
@@ -270,7 +270,8 @@ def evaluate_beir(folder, model=None, k: int = 10, quantization: str | None = No
     packaged all-MiniLM-L6-v2). ``quantization``: ``None`` (float32), ``"int8"`` (calibrated on
     the corpus) or ``"binary"``. Each query's ranking holds ``max(k, 100)`` documents; with
     ``rescore_multiplier`` m, ``m`` times as many candidates of the quantized search are re-scored
-    with the float32 query.
+    with the float32 query. ``ignore_identical_ids`` (BEIR's default) drops a document whose id
+    equals the query's. The result also holds the index's bytes and the search time per query.
     """
     from .data import load_beir
     from .sbert import load_sentence_encoder
@@ -287,10 +288,12 @@ def evaluate_beir(folder, model=None, k: int = 10, quantization: str | None = No
     query_emb = model.encode([queries[q] for q in query_ids], batch_size=batch_size).numpy()
     depth = max(k, 100)
     start = time.perf_counter()
-    _, indices = search(query_emb, doc_emb, depth, precision, rescore_multiplier,
+    _, indices = search(query_emb, doc_emb, depth + ignore_identical_ids, precision,
+                        rescore_multiplier,
                         ranges=int8_ranges(doc_emb) if precision == "int8" else None)
     seconds = time.perf_counter() - start
-    rankings = rankings_from_indices(indices, query_ids, doc_ids)
+    rankings = rankings_from_indices(indices, query_ids, doc_ids, ignore_identical_ids)
+    rankings = {q: ranked[:depth] for q, ranked in rankings.items()}
     result = evaluate_rankings(rankings, qrels, ndcg_k=(k,), recall_k=sorted({k, 100}),
                                mrr_k=(k,))
     return result | {"index_bytes": index_bytes(len(doc_ids), doc_emb.shape[1], precision),
