@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 JB_STRICT := --all -W -n --keep-going
 
-.PHONY: book book-fast test lint exercises install-cells benchmark setup system-deps clean
+.PHONY: book book-fast test hub-proxy lint exercises install-cells benchmark setup system-deps clean
 
 setup: $(STAMP)
 
@@ -47,11 +47,19 @@ book-fast: $(STAMP)
 ## Everything CI checks: strict book build (a failing notebook fails), then the test suite
 ## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
 ## notebook, so not split over workers).
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps hub-proxy lint
 	rm -rf _build/.jupyter_cache _build/results _build/cache
 	$(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m pytest --nbval --nbval-current-env solutions
+
+## JupyterHub's proxy for the hub tests: configurable-http-proxy, pinned by the committed npm lock.
+HUB_PROXY := deploy/jupyterhub/node_modules/.bin/configurable-http-proxy
+hub-proxy: $(HUB_PROXY)
+
+$(HUB_PROXY): deploy/jupyterhub/package-lock.json
+	npm ci --prefix deploy/jupyterhub --no-audit --no-fund --loglevel=error
+	@touch $(HUB_PROXY)
 
 ## The linter (pinned in requirements-dev.txt; rules in pyproject.toml).
 lint: $(STAMP)
