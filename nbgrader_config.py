@@ -30,7 +30,7 @@ c.SandboxedExecute.timeout = 60  # seconds per cell or per call of a student fun
 # The library modules each exercise asks students to write themselves: hidden from student code,
 # so importing the course's own implementation earns no credit (the exercises say so).
 c.SandboxedExecute.forbidden_modules = {
-    "01-encoders-and-bert": ["beyondbert.attention", "beyondbert.pooling"],
+    "01-encoders-and-bert": ["beyondbert.attention", "beyondbert.pooling", "beyondbert.bert"],
 }
 
 # What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.
