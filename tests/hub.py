@@ -153,8 +153,9 @@ c.JupyterHub.load_roles = [{{"name": "course-test", "scopes": {ADMIN_SCOPES!r},
         except urllib.error.HTTPError as err:
             return Response(err.code, err.read().decode(errors="replace"))
 
-    def add_user(self, name: str) -> str:
-        """Create ``name``, start their server, return a token of their own."""
+    def add_user(self, name: str, wait: bool = True) -> str:
+        """Create ``name``, start their server (``wait``: until it is ready), return a token of
+        their own."""
         created = self.request("POST", f"/hub/api/users/{name}", token=self.admin_token)
         assert created.status in (201, 409), created
         token = self.request("POST", f"/hub/api/users/{name}/tokens", token=self.admin_token,
@@ -164,14 +165,23 @@ c.JupyterHub.load_roles = [{{"name": "course-test", "scopes": {ADMIN_SCOPES!r},
         self.home(name).mkdir(parents=True, exist_ok=True)
         started = self.request("POST", f"/hub/api/users/{name}/server", token=self.admin_token)
         assert started.status in (201, 202), f"{started}\n{self.log_tail()}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            user = self.request("GET", f"/hub/api/users/{name}", token=self.admin_token).json()
-            server = (user.get("servers") or {}).get("", {})
-            if server.get("ready"):
-                return self.tokens[name]
+        if wait:
+            self.wait_until_ready([name])
+        return self.tokens[name]
+
+    def wait_until_ready(self, names: list[str], timeout: float = 300) -> None:
+        """Wait until every named user's server is ready."""
+        waiting, deadline = set(names), time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            users = self.request("GET", "/hub/api/users", token=self.admin_token).json()
+            users = users["items"] if isinstance(users, dict) else users
+            ready = {u["name"] for u in users
+                     if ((u.get("servers") or {}).get("") or {}).get("ready")}
+            waiting -= ready
             time.sleep(0.5)
-        raise RuntimeError(f"{name}'s server did not start:\n{self.log_tail()}")
+        if waiting:
+            raise RuntimeError(f"servers not ready after {timeout:.0f} s: {sorted(waiting)}\n"
+                               f"{self.log_tail()}")
 
     def as_user(self, user: str, method: str, path: str, **kwargs) -> Response:
         """A request to ``/user/<user>/<path>`` with ``user``'s own token."""

@@ -6,15 +6,19 @@ each user's own token: the instructor's formgrader assigns and releases exercise
 exchange; each student fetches it, answers it through the contents API (one right, one wrong) and
 submits; the instructor collects, autogrades (with the course's nbgrader configuration, so in
 the sandbox) and generates feedback; the gradebook then holds the expected grades. Students'
-tokens are refused on other users' servers and find no formgrader on their own. Everything the
-hub started is stopped by process id, and the test fails if anything is left running.
+tokens are refused on other users' servers and find no formgrader on their own. A second test
+puts 30 students on the same hub at once. Everything the hub started is stopped by process id,
+and a test fails if anything is left running.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -81,7 +85,8 @@ def answer_through_contents_api(hub: Hub, student: str, answers: dict[str, str],
     for grade_id, cell in answer_cells(nb).items():
         if grade_id in answers:
             cell.source = answers[grade_id]
-    if extra_cell:
+    if extra_cell:  # a signature cell replaces the one an earlier save added
+        nb.cells = [c for c in nb.cells if not c.source.startswith("# handed in by")]
         nb.cells.insert(2, nbformat.v4.new_code_cell(extra_cell))
     saved = hub.as_user(student, "PUT", path,
                         data={"type": "notebook", "format": "json", "content": nb})
@@ -142,3 +147,58 @@ def test_round_trip_on_a_real_hub(hub, tmp_path):
     report = REPO / "artifacts" / "hub-round-trip.json"
     report.parent.mkdir(exist_ok=True)
     report.write_text(json.dumps({k: round(v, 1) for k, v in times.items()}, indent=2))
+
+
+def test_thirty_students_fetch_and_submit_within_a_minute(hub, tmp_path):
+    """Load: 30 students fetch and submit at once; every submission is collected under the right
+    name, and a student who submits twice is graded on the last submission."""
+    students = [f"student{i:02d}" for i in range(30)]
+    twice = set(students[::10])  # these hand in a wrong answer first, then the right one
+    start = time.perf_counter()
+    for user in (hub.instructor, *students):
+        hub.add_user(user, wait=False)
+    hub.wait_until_ready([hub.instructor, *students])
+    spawn_seconds = time.perf_counter() - start
+    formgrader(hub, f"assignment/{EXERCISE}/assign")
+    formgrader(hub, f"assignment/{EXERCISE}/release")
+    solution = solution_answers(REPO / "solutions" / f"{EXERCISE}.ipynb")
+
+    def work(student: str) -> None:
+        student_action(hub, student, "fetch")
+        if student in twice:
+            answer_through_contents_api(hub, student, {}, f"# handed in by {student}, first try")
+            student_action(hub, student, "submit")
+            time.sleep(1.1)  # nbgrader's submission times have one-second folders
+        answer_through_contents_api(hub, student, solution, f"# handed in by {student}")
+        student_action(hub, student, "submit")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(work, students))
+    submit_seconds = time.perf_counter() - start
+
+    formgrader(hub, f"assignment/{EXERCISE}/collect")
+    for student in students:  # each collected notebook is the one that student handed in last
+        nb = nbformat.read(hub.course_dir / "submitted" / student / EXERCISE / f"{EXERCISE}.ipynb",
+                           as_version=4)
+        signed = [c.source for c in nb.cells if c.source.startswith("# handed in by")]
+        assert signed == [f"# handed in by {student}"], f"{student}'s collected notebook: {signed}"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "beyondbert.cli", "autograde", EXERCISE,
+                           "--course", str(hub.course_dir), "--repo", str(REPO), "--jobs", "2"],
+                          capture_output=True, text=True)
+    grade_seconds = time.perf_counter() - start
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = read_results(hub.course_dir, EXERCISE)
+    assert sorted(results) == students, "a submission was lost or graded under another name"
+    assert all(r.score == r.max_score for r in results.values()), {
+        s: r.failed() for s, r in results.items() if r.score != r.max_score}
+    assert submit_seconds < 60, f"30 students took {submit_seconds:.0f} s to fetch and submit"
+    report = REPO / "artifacts" / "hub-load.json"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(json.dumps({
+        "students": len(students), "submitted_twice": len(twice),
+        "servers_up_seconds": round(spawn_seconds, 1),
+        "fetch_and_submit_seconds": round(submit_seconds, 1),
+        "collected": len(results), "grading_seconds_jobs2": round(grade_seconds, 1),
+        "graded_per_minute": round(60 * len(results) / grade_seconds, 1)}, indent=2))
