@@ -6,18 +6,25 @@ nbgrader; these tests pin them down at the level of the modules.
 
 from __future__ import annotations
 
+import json
 import math
+import random
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import torch
 
 from beyondbert.sandbox import launcher
 from beyondbert.sandbox import session as session_module
-from beyondbert.sandbox.executor import StudentObject, _grader_module, _grader_side_function
-from beyondbert.sandbox.plaindata import NotPlainData, from_plain, to_plain
-from beyondbert.sandbox.session import NoSandbox, SandboxBroken, SandboxError, SandboxSession
+from beyondbert.sandbox.executor import (HIDDEN_ENAME, HIDDEN_FAILED, SandboxedExecute,
+                                         StudentObject, _grader_module, _grader_side_function)
+from beyondbert.sandbox.plaindata import (MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MalformedMessage,
+                                          NotPlainData, decode_message, encode_message,
+                                          from_plain, to_plain)
+from beyondbert.sandbox.session import (BUDGET_FLAG, FLAGS_FILE, PROTOCOL_FLAG, NoSandbox,
+                                        SandboxBroken, SandboxError, SandboxSession, error_name)
 from beyondbert.seeding import seed_everything
 
 REPO_SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -58,6 +65,79 @@ def test_values_that_are_not_plain_data_cannot_cross(value, message):
 def test_unknown_tags_are_refused():
     with pytest.raises(NotPlainData, match="unknown plain-data tag"):
         from_plain({"__pickle__": "gASVAAAAAAAAAA=="})
+
+
+@pytest.mark.parametrize("data", [
+    {"__tuple__": 3}, {"__dict__": []}, {"__float__": "1e5"}, {"__ndarray__": "not base64!"},
+    {"__ndarray__": 12}, {"__tensor__": "AAAA", "requires_grad": False, "extra": 1},
+    {"a": 1, "b": 2}, {1: 2}, [[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]],
+])
+def test_malformed_plain_data_is_refused_with_one_error_type(data):
+    """Whatever a forged reply holds, decoding it raises NotPlainData and nothing else."""
+    with pytest.raises(NotPlainData):
+        from_plain(data)
+
+
+def test_messages_are_checked_for_size_and_depth_before_parsing():
+    deep = b"[" * 200_000 + b"]" * 200_000  # the review's payload: json.loads would recurse
+    for body, why in [(deep, "nesting"), (b'{"a": "no end', "not JSON"),
+                      (b'{"a": "' + b"[" * 100 + b'}', "not terminated"),
+                      (b'["\\\\"' + b"[" * 100 + b"]" * 100 + b"]", "nesting"),  # "\\" ends
+                      (b"]]][[[" * 20, "unbalanced"), (b"[1, 2]", "JSON object"),
+                      (b"\xff\xfe", "not JSON")]:
+        with pytest.raises(MalformedMessage, match=why):
+            decode_message(body)
+    escaped = b'{"a": "\\"' + b"[" * 100 + b'"}'  # \" does not end the string: no nesting
+    assert decode_message(escaped) == {"a": '"' + "[" * 100}
+    depth = MAX_JSON_DEPTH - 1  # brackets inside strings do not count; escaped quotes are handled
+    body = json.dumps({"text": 'a "quoted" [[[ \\', "v": [[[0]]]}).encode()
+    nested = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+    assert decode_message(body)["v"] == [[[0]]] and decode_message(nested)
+    with pytest.raises(MalformedMessage, match="over the"):
+        encode_message({"big": "x" * MAX_MESSAGE_BYTES})
+
+
+def test_check_message_agrees_with_a_json_parser_on_random_documents():
+    def depth(value):
+        if not isinstance(value, (dict, list)):
+            return 0
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max(map(depth, children), default=0)
+
+    def leaf():
+        return random.choice([1, None, "a[b", 'q"]}', "\\", '\\"[', "é{", "", [], {}])
+
+    def draw(level, target):  # one branch reaches ``target`` levels, with leaves beside it
+        if level >= target:
+            return leaf()
+        children = [leaf() for _ in range(random.randint(0, 2))]
+        children.insert(random.randint(0, len(children)), draw(level + 1, target))
+        if random.random() < 0.5:
+            return children
+        return {f"{random.choice('[{]')}{i}": child for i, child in enumerate(children)}
+
+    random.seed(0)
+    for _ in range(2000):
+        value = {"v": draw(2, random.randint(MAX_JSON_DEPTH - 6, MAX_JSON_DEPTH + 4))}
+        body = json.dumps(value).encode()
+        try:
+            decode_message(body)
+            accepted = True
+        except MalformedMessage:
+            accepted = False
+        assert accepted == (depth(value) <= MAX_JSON_DEPTH), body[:200]
+    for _ in range(300):  # random bytes: MalformedMessage or a dict, never another error
+        noise = bytes(random.choice(b'[]{}",:\\ 1an') for _ in range(random.randint(0, 60)))
+        try:
+            assert isinstance(decode_message(noise), dict)
+        except MalformedMessage:
+            pass
+
+
+def test_student_exception_names_are_shown_only_when_they_are_plain_names():
+    assert error_name("ValueError") == "ValueError" and error_name("np.linalg.LinAlgError")
+    for forged in ("LEAK[[1.0, 2.0]]", "x" * 101, "a b", "<b>", "", None, 42):
+        assert error_name(forged) == "Exception"
 
 
 # ------------------------------------------------------------------------------- the worker
@@ -179,6 +259,163 @@ def test_the_grader_imports_only_modules_tests_use():
     import torch.nn.functional
 
     assert _grader_module("torch.nn.functional", "F") is torch.nn.functional
-    for chosen_by_student in ("antigravity", "os", "shutil", "no_such_module"):
+    for chosen_by_student in ("antigravity", "os", "shutil", "no_such_module",
+                              "numpy.f2py.__main__", "numpy.f2py", "torch.__main__", "this",
+                              "torch.utils.bottleneck.__main__", "beyondbert.cli", "numpy."):
         with pytest.raises(TypeError, match="not plain data"):
             bool(_grader_module(chosen_by_student, "torch"))
+
+
+# ---------------------------------------------------------- forged replies, budgets, bounds
+def forge(payload: str) -> str:
+    """A student cell that writes ``payload`` (a Python bytes expression) to the reply channel."""
+    return f"import os, sys\nos.write(int(sys.argv[3]), {payload})"
+
+
+@needs_sandbox
+@pytest.mark.parametrize("payload", [
+    "(400002).to_bytes(8, 'big') + b'[' * 200000 + b'{}' + b']' * 200000",
+    "(2**62).to_bytes(8, 'big')",
+    "(9).to_bytes(8, 'big') + b'not json!'",
+    "(6).to_bytes(8, 'big') + b'[1, 2]'",
+    "(39).to_bytes(8, 'big') + b'{\"ok\": false, \"error\": {\"ename\": [1]}}'",
+], ids=["deep", "oversized", "not-json", "not-an-object", "wrong-fields"])
+def test_a_forged_reply_is_a_protocol_violation_of_that_worker(payload):
+    with SandboxSession(None) as session:
+        session.run_cell("kept = 42", timeout=60)
+        with pytest.raises(SandboxError, match="ProtocolViolation"):
+            session.run_cell(forge(payload), timeout=30)
+        assert session.flags == [PROTOCOL_FLAG]
+        assert session.describe("kept")["value"] == 42  # restarted and replayed
+
+
+FORGING_FUNCTIONS = '''
+import os, sys
+
+def send(text):
+    body = text.encode()
+    os.write(int(sys.argv[3]), len(body).to_bytes(8, "big") + body)
+
+def answer():  # its forged reply holds an array that is not one
+    send('{"ok": true, "value": {"__ndarray__": "QUJD"}, "stdout": "", "stderr": ""}')
+
+def look():  # its forged reply answers the grader's next request, a look-up
+    send('{"ok": true, "kind": "function", "module": 5, "stdout": "", "stderr": ""}')
+'''
+
+
+@needs_sandbox
+def test_forged_data_in_a_call_or_a_look_up_is_a_protocol_violation():
+    with SandboxSession(None) as session:
+        session.run_cell(FORGING_FUNCTIONS, timeout=60)
+        with pytest.raises(SandboxError, match="ProtocolViolation"):
+            session.call("answer", (), {}, timeout=30)
+        session.run_cell("look()", timeout=60)
+        with pytest.raises(SandboxError, match="ProtocolViolation"):
+            session.describe("answer")
+        assert session.flags == [PROTOCOL_FLAG]
+
+
+@needs_sandbox
+def test_a_time_budget_counts_replays_then_stops_and_flags():
+    with SandboxSession(None, time_budget=25) as session:
+        session.run_cell("import time\nkept = 1\ntime.sleep(6)", timeout=60)
+        with pytest.raises(SandboxError, match="WorkerDied"):  # a crash: the 6 s cell is replayed
+            session.run_cell("import os\nos._exit(1)", timeout=60)
+        with pytest.raises(SandboxError, match="TimeBudgetExceeded"):
+            session.run_cell("time.sleep(30)", timeout=60)  # under the cell's own limit
+        assert session.out_of_time and session.flags == [BUDGET_FLAG.format(budget=25)]
+        with pytest.raises(SandboxError, match="TimeBudgetExceeded"):
+            session.describe("kept")  # nothing runs any more, at once
+
+
+@needs_sandbox
+def test_tmp_home_root_and_dev_are_bounded_or_read_only():
+    small = launcher.Limits(tmp_bytes=8 * 1024**2, home_bytes=8 * 1024**2)
+    with SandboxSession(None, limits=small) as session:
+        for folder in ("/tmp", "."):
+            with pytest.raises(SandboxError, match="No space left"):
+                session.run_cell(f"for i in range(3):\n    open(f'{folder}/f{{i}}', 'wb')"
+                                 f".write(bytes(4 * 2**20))", timeout=60)
+        for path in ("/x", "/dev/shm/x", "/dev/x", "/srv/submission/x", "/var/tmp/x"):
+            with pytest.raises(SandboxError, match="(Read-only|Permission|No such file)"):
+                session.run_cell(f"open({path!r}, 'w').write('x')", timeout=30)
+
+
+@needs_sandbox
+@pytest.mark.skipif(launcher.memory_confinement().startswith("address space"),
+                    reason="no memory cgroup can be created here (address-space limit only)")
+def test_the_memory_cgroup_counts_files_in_tmpfs():
+    """2 GiB for everything: 1.2 GiB of memory and 0.9 GiB of files in /tmp exceed it together,
+    though each fits its own limit (RLIMIT_AS does not count files)."""
+    limits = launcher.Limits(memory_bytes=2 * 1024**3, tmp_bytes=1024**3)
+    with SandboxSession(None, limits=limits) as session:
+        session.run_cell("kept = 1", timeout=60)
+        with pytest.raises(SandboxError, match="WorkerDied"):
+            session.run_cell("hog = bytearray(1200 * 2**20)\nfor i in range(15):\n"
+                             "    open(f'/tmp/f{i}', 'wb').write(bytes(60 * 2**20))", timeout=60)
+        assert session.describe("kept")["value"] == 1
+
+
+# ------------------------------------------------------------ the executor, without nbgrader
+def graded_notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A notebook of ``(kind, source)`` cells: "student" cells and "test" cells (graded)."""
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, source) in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source)
+        if kind == "test":
+            cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                         "grade_id": f"test_{i}", "points": 1}
+        nb.cells.append(cell)
+    return nb
+
+
+def run_executor(cells, folder: Path, **config) -> tuple[list, list]:
+    """Each cell's outputs after SandboxedExecute, and what it wrote to the flags file."""
+    nb = graded_notebook(cells)
+    resources = {"metadata": {"path": str(folder)}, "nbgrader": {"assignment": "x"}}
+    SandboxedExecute(timeout=30, **config).preprocess(nb, resources)
+    flags = folder / FLAGS_FILE
+    return [c.outputs for c in nb.cells], json.loads(flags.read_text()) if flags.exists() else []
+
+
+LEAKY = '''
+import torch
+kept = []
+
+def answer(x):
+    kept.append(x.tolist())
+    if x.shape[0] > 2:  # only the hidden test passes a longer input: its values in the name
+        raise type("LEAK" + "_".join(str(int(v)) for v in x.tolist()), (Exception,), {})()
+    if len(kept) > 2:  # a later visible test: the kept input in the name, the fixed text as message
+        raise type("LEAK" + "_".join(str(int(v)) for v in kept[1]), (Exception,),
+                   {"__str__": lambda self: "a hidden test failed"})()
+    return x
+'''
+HIDDEN_TEST = '''assert answer(torch.tensor([1.0]))[0] == 1
+### BEGIN HIDDEN TESTS
+answer(torch.tensor([7.0, 3.0, 9.0]))
+### END HIDDEN TESTS'''
+
+
+@needs_sandbox
+def test_hidden_failures_show_fixed_text_and_later_visible_ones_run_fresh(tmp_path):
+    outputs, flags = run_executor([("student", LEAKY), ("test", HIDDEN_TEST),
+                                   ("test", "answer(torch.tensor([5.0]))\nprint(kept)")], tmp_path)
+    assert outputs[1] == [{"output_type": "error", "ename": HIDDEN_ENAME, "evalue": HIDDEN_FAILED,
+                           "traceback": [f"{HIDDEN_ENAME}: {HIDDEN_FAILED}"]}]
+    # the first run's error named the kept [7, 3, 9]; the run that counts is a fresh process's
+    assert outputs[2] == [{"output_type": "stream", "name": "stdout", "text": "[]\n"}]
+    assert flags == []
+
+
+@needs_sandbox
+def test_the_executor_writes_the_session_s_flags(tmp_path):
+    (tmp_path / FLAGS_FILE).write_text('["planted by the student"]')
+    stall = "import time\ntime.sleep(8)"
+    outputs, flags = run_executor([("student", stall), ("student", stall), ("test", "x = 1")],
+                                  tmp_path, time_budget=12)
+    assert flags == [BUDGET_FLAG.format(budget=12)]
+    assert outputs[1][0]["ename"] == "TimeBudgetExceeded" and outputs[2] == []
+    outputs, flags = run_executor([("student", "y = 1")], tmp_path)
+    assert flags == [] and not (tmp_path / FLAGS_FILE).exists()

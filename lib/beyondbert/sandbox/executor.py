@@ -10,10 +10,16 @@ cell of the (already sanitised) submission:
   can therefore not patch the asserts, the comparison functions or the grader.
 * every other cell runs in the student's sandbox (see ``session``).
 
-A failing test cell gets an error output that names the exception and, for visible tests, its
-message. A failure inside ``### BEGIN HIDDEN TESTS`` reports only "a hidden test failed", so
-neither hidden test code nor hidden inputs reach the feedback; a visible message that follows a
-hidden test comes from a student process that never saw a hidden input (see ``_run_test``).
+A failing visible test gets an error output that names the exception and gives its message. A
+failure inside ``### BEGIN HIDDEN TESTS`` gets one fixed output, ``HiddenTestFailed: a hidden test
+failed``, whatever failed and however: no name, message or printout of the student's reaches it,
+so neither hidden test code nor hidden inputs reach the feedback. A visible message or printout
+that follows a hidden test comes from a student process that never saw a hidden input (see
+``_run_test``).
+
+What the grader must know about a submission beyond its scores (a forged reply on the sandbox's
+channel, the time budget running out) goes to ``.beyondbert-flags.json`` beside the graded
+notebook, which ``beyondbert.grading`` reads.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import builtins
 import contextlib
 import importlib
 import io
+import json
 import traceback
 from pathlib import Path
 
@@ -31,13 +38,17 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
-from .session import SandboxError, SandboxSession
+from .session import FLAGS_FILE, SandboxError, SandboxSession
 
 TEST_FILENAME = "<test cell>"
 GRADER_SIDE = {"beyondbert.seeding.seed_everything"}  # library functions tests run here
-TEST_MODULES = {"beyondbert", "math", "numpy", "random", "scipy", "torch"}  # modules tests use
+# The modules a test may use under a name a student cell bound (``import numpy as np``), by exact
+# name: the grader imports its own copy of these and of nothing else a student names.
+TEST_MODULES = ("math", "random", "numpy", "numpy.linalg", "numpy.testing", "scipy",
+                "scipy.stats", "torch", "torch.nn", "torch.nn.functional", "torch.testing",
+                "beyondbert", "beyondbert.seeding")
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-HIDDEN_FAILED = "a hidden test failed"
+HIDDEN_ENAME, HIDDEN_FAILED = "HiddenTestFailed", "a hidden test failed"
 
 
 class StudentFunction:
@@ -84,14 +95,14 @@ def _grader_side_function(info: dict):
     return getattr(importlib.import_module(module), qualname)
 
 
-def _grader_module(module: str, name: str):
+def _grader_module(module: str, name: str, allowed=TEST_MODULES):
     """The grader's own import of a module a student cell imported as ``name``.
 
-    Only the modules tests work with (``TEST_MODULES``, by top-level package) are imported:
-    the student must not choose which module the grader imports, nor its side effects.
+    Only the modules tests work with (``allowed``, exact names: not their submodules) are
+    imported: the student must not choose which module the grader imports, nor its side effects.
     """
-    if module.split(".")[0] not in TEST_MODULES:
-        return StudentObject(name, f"the grader does not import {module}")
+    if module not in allowed:
+        return StudentObject(name, f"the grader does not import {module[:100]}")
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -121,6 +132,14 @@ def _failing_line(error: BaseException) -> int | None:
     return frames[-1].lineno if frames else None
 
 
+def _message(failure: BaseException) -> str:
+    """A grader-side exception's message, at most 500 characters."""
+    try:
+        return str(failure)[:500]
+    except Exception:  # noqa: BLE001 - str() of an exception should not fail, but never crash
+        return ""
+
+
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue,
                         traceback=[f"{ename}: {evalue}" if evalue else ename])
@@ -141,6 +160,14 @@ class SandboxedExecute(NbGraderPreprocessor):
                                   "the modules an exercise asks students to write themselves."
                              ).tag(config=True)
     seed = Integer(0, help="Seed of Python, NumPy and PyTorch on both sides.").tag(config=True)
+    time_budget = Float(300.0, help="Seconds one submission's sandboxed work may take in all "
+                        "(cells, calls, restarts and replays); past it the rest is not run and "
+                        "the submission is flagged. 0: no budget.").tag(config=True)
+    test_modules = List(Unicode(), default_value=list(TEST_MODULES),
+                        help="Exact names of the modules test cells may use under a name a "
+                             "student cell bound (import numpy as np): the grader imports its "
+                             "own copy of these, and of no other module a student names."
+                        ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         from ..seeding import seed_everything
@@ -150,8 +177,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         trusted: dict = {"__name__": "__grader__"}
         self._hidden_inputs_sent = False
         hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
+        flags_file = folder / FLAGS_FILE
+        flags_file.unlink(missing_ok=True)  # only the grader writes it (a student could hand one in)
         with SandboxSession(folder, hidden_modules, seed=self.seed,
-                            unsafe_no_sandbox=self.unsafe_no_sandbox) as session:
+                            unsafe_no_sandbox=self.unsafe_no_sandbox,
+                            time_budget=self.time_budget or None) as session:
             seed_everything(self.seed, threads=None)  # imports torch while the worker boots
             for cell in nb.cells:
                 if cell.cell_type != "code":
@@ -161,6 +191,8 @@ class SandboxedExecute(NbGraderPreprocessor):
                     self._run_test(cell, session, trusted)
                 else:
                     self._run_student(cell, session)
+        if session.flags:
+            flags_file.write_text(json.dumps(session.flags))
         return nb, resources
 
     def _run_student(self, cell: NotebookNode, session: SandboxSession) -> None:
@@ -188,7 +220,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             elif kind == "data":
                 trusted[name] = info["value"]
             elif kind == "module":
-                trusted[name] = _grader_module(info["module"], name)
+                trusted[name] = _grader_module(info["module"], name, frozenset(self.test_modules))
             elif kind == "object":
                 trusted[name] = StudentObject(name, info.get("reason", ""))
             else:
@@ -200,24 +232,24 @@ class SandboxedExecute(NbGraderPreprocessor):
         """Run a test cell here; its outputs say pass/fail and never reveal hidden inputs.
 
         Once a hidden test has passed its inputs to the student's process, that process could
-        hand them back inside a later *visible* message or printout. So a test that shows
-        anything after that is run again in a fresh student process (its cells replayed, its
-        home folder back to the files handed in), which has never seen a hidden input, and that
-        run's result counts.
+        hand them back inside a later *visible* message or printout (or in the name of an
+        exception). So a test that shows anything but the fixed hidden-test failure after that
+        is run again in a fresh student process (its cells replayed, its home folder back to the
+        files handed in), which has never seen a hidden input, and that run's result counts.
         """
-        outputs = self._execute_test(cell.source, session, trusted)
-        shows_something = any(o.output_type == "stream" or o.get("evalue") != HIDDEN_FAILED
-                              for o in outputs)
+        outputs, shows_something = self._execute_test(cell.source, session, trusted)
         if shows_something and self._hidden_inputs_sent:
-            session.restart()  # the fresh process has seen no hidden input
+            session.fresh_process()  # the fresh process has seen no hidden input
             self._hidden_inputs_sent = False
-            outputs = self._execute_test(cell.source, session, trusted)
+            outputs, _ = self._execute_test(cell.source, session, trusted)
         if _hidden_lines(cell.source):
             self._hidden_inputs_sent = True
         cell.outputs.extend(outputs)
 
-    def _execute_test(self, source: str, session: SandboxSession, trusted: dict) -> list:
-        """Execute one test cell in ``trusted``; its outputs (an error, or what it printed)."""
+    def _execute_test(self, source: str, session: SandboxSession,
+                      trusted: dict) -> tuple[list, bool]:
+        """Execute one test cell in ``trusted``: its outputs (an error, or what it printed), and
+        whether they show anything besides the fixed hidden-test failure."""
         from_student: set[str] = trusted.setdefault("__student_names__", set())
         hidden = _hidden_lines(source)
         out = io.StringIO()
@@ -228,11 +260,11 @@ class SandboxedExecute(NbGraderPreprocessor):
                 exec(code, trusted)
         except BaseException as failure:  # noqa: BLE001 - even SystemExit fails this test only
             line = _failing_line(failure)
-            student_side = isinstance(failure, SandboxError)
-            ename = failure.ename if student_side else type(failure).__name__
             if line in hidden or (line is None and hidden):
-                return [_error_output(ename, HIDDEN_FAILED)]
-            return [_error_output(ename, failure.evalue if student_side else str(failure)[:500])]
+                return [_error_output(HIDDEN_ENAME, HIDDEN_FAILED)], False  # fixed text only
+            if isinstance(failure, SandboxError):
+                return [_error_output(failure.ename, failure.evalue)], True
+            return [_error_output(type(failure).__name__, _message(failure))], True
         if out.getvalue() and not hidden:
-            return [_stream("stdout", out.getvalue()[:2000])]
-        return []
+            return [_stream("stdout", out.getvalue()[:2000])], True
+        return [], False

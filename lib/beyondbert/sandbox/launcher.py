@@ -1,11 +1,18 @@
 """Start the sandbox worker under bubblewrap (``bwrap``), with resource limits.
 
 The sandbox sees: the system's ``/usr``, the Python installation and the course venv (read-only),
-a filtered copy of ``beyondbert`` without the modules an exercise asks students to write, one
-private read-write folder holding only that submission's files, and an empty ``/tmp``. It has no
-network (its own empty network namespace), no view of other processes, and no access to the
-course folder: solutions, hidden tests, other submissions and the gradebook are not mounted at all.
+a filtered copy of ``beyondbert`` without the modules an exercise asks students to write, the
+files handed in (read-only, at ``/srv/submission``), and two writable folders, both size-limited
+tmpfs: ``/tmp`` and the home folder (into which the worker copies the files handed in).
+Everything else, the sandbox's own root and ``/dev`` included, is read-only. It has no network
+(its own empty network namespace), no view of other processes, and no access to the course
+folder: solutions, hidden tests, other submissions and the gradebook are not mounted at all.
 When the grader runs as root, student code runs as an unprivileged uid.
+
+Memory: the address space is capped (``RLIMIT_AS``), which does not count files in a tmpfs; the
+two tmpfs sizes bound those. Where the grader may create a memory cgroup (v1 ``memory``
+controller or a delegated v2 subtree: :func:`memory_confinement` says which), each worker also
+gets one whose limit covers its processes' memory *and* the files it writes, together.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_HOME = "/home/student"
+SUBMISSION_MOUNT = "/srv/submission"  # the files handed in, read-only
 NO_SANDBOX_HELP = (
     "bubblewrap (`bwrap`) is needed to grade student code safely: install it with "
     "`apt-get install bubblewrap` (Debian/Ubuntu). To grade WITHOUT a sandbox — student code then "
@@ -28,12 +38,16 @@ NO_SANDBOX_HELP = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-worker caps: address space, CPU seconds, processes/threads, size of written files."""
+    """Per-worker caps: address space (and the memory cgroup's limit, where there is one), CPU
+    seconds, processes/threads, size of one written file, size of ``/tmp``, and room in the home
+    folder beyond the files handed in."""
 
     memory_bytes: int = 4 * 1024**3
     cpu_seconds: int = 900
     processes: int = 256
     file_bytes: int = 64 * 1024**2
+    tmp_bytes: int = 256 * 1024**2
+    home_bytes: int = 256 * 1024**2
 
     def apply(self) -> None:
         """Set the limits on the current process (called in the child before exec)."""
@@ -92,34 +106,138 @@ def _dirs_for(path: Path) -> list[str]:
     return args
 
 
-def bwrap_command(workdir: Path, library_copy: Path, worker_args: list[str], uid: int | None) -> list[str]:
-    """The full ``bwrap ... python -m beyondbert.sandbox.worker`` command line."""
+def bwrap_command(files: Path, library_copy: Path, worker_args: list[str], uid: int | None,
+                  limits: Limits = Limits(), home_bytes: int | None = None) -> list[str]:
+    """The full ``bwrap ... python -m beyondbert.sandbox.worker`` command line.
+
+    ``files`` (the submission's files) is mounted read-only at ``SUBMISSION_MOUNT``; the home
+    folder is a tmpfs of ``home_bytes`` (default ``limits.home_bytes``), ``/tmp`` one of
+    ``limits.tmp_bytes``; the root and ``/dev`` are remounted read-only.
+    """
     import beyondbert
 
     # An empty /tmp first: the Python installation or the course may themselves live under /tmp
     # (a CI checkout), and their bind mounts must land on top of it, not be hidden by it.
-    mounts = ["--perms", "1777", "--tmpfs", "/tmp", *_ro_system_mounts()]
+    mounts = ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+              *_ro_system_mounts()]
     for prefix in dict.fromkeys([Path(sys.base_prefix), Path(sys.prefix)]):
         if not str(prefix).startswith("/usr"):
             mounts += _dirs_for(prefix) + ["--ro-bind", str(prefix), str(prefix)]
     package_dir = Path(beyondbert.__file__).parent
     mounts += _dirs_for(package_dir) + ["--ro-bind", str(library_copy), str(package_dir)]
-    mounts += _dirs_for(Path(SANDBOX_HOME)) + ["--bind", str(workdir), SANDBOX_HOME]
+    mounts += _dirs_for(Path(SUBMISSION_MOUNT)) + ["--ro-bind", str(files), SUBMISSION_MOUNT]
+    mounts += _dirs_for(Path(SANDBOX_HOME)) + [
+        "--perms", "1777", "--size", str(home_bytes or limits.home_bytes), "--tmpfs", SANDBOX_HOME]
     env = {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_HOME, "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = ["bwrap", *mounts, "--proc", "/proc",
-               "--dev", "/dev", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+    # The sandbox's root and /dev are tmpfs without a size: read-only, nothing can fill them.
+    command = ["bwrap", *mounts, "--proc", "/proc", "--dev", "/dev",
+               "--remount-ro", "/dev", "--remount-ro", "/",
+               "--unshare-ipc", "--unshare-pid", "--unshare-net",
                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                "--clearenv", "--chdir", SANDBOX_HOME]
     for key, value in env.items():
         command += ["--setenv", key, value]
-    python = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args]
+    python = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args, SUBMISSION_MOUNT]
     if uid is None:  # not root: bwrap makes its own user namespace
         return command + ["--unshare-user", "--", *python]
     drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all"]
     return command + ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", *drop, *python]
+
+
+def tree_bytes(folder: Path) -> int:
+    """Room the files under ``folder`` take in a tmpfs (whole 4 KiB pages, one per folder)."""
+    page = 4096
+    return sum(-(-path.lstat().st_size // page) * page if path.is_file() else page
+               for path in [folder, *folder.rglob("*")])
+
+
+def _own_cgroup(controller: str) -> tuple[Path, int] | None:
+    """The folder of this process's cgroup for ``controller`` and the cgroup version, or None."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    root = Path("/sys/fs/cgroup")
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):  # cgroup v1: a hierarchy of its own
+            return root / controller / path.lstrip("/"), 1
+    if (root / "cgroup.controllers").is_file():  # cgroup v2: one unified hierarchy
+        path = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), None)
+        if path is not None:
+            return root / path.lstrip("/"), 2
+    return None
+
+
+class MemoryCgroup:
+    """A memory cgroup for one submission's workers: its limit covers their memory and what they
+    write to their tmpfs folders, together. The kernel's OOM killer ends a worker past it (the
+    cell fails as after a crash)."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.path, self.version = path, version
+
+    @classmethod
+    def create(cls, limit_bytes: int) -> "MemoryCgroup | None":
+        """A new cgroup under this process's own, or None where that is not allowed here."""
+        found = _own_cgroup("memory")
+        if found is None:
+            return None
+        parent, version = found
+        if version == 2:
+            try:
+                delegated = "memory" in (parent / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                delegated = False
+            if not delegated:
+                return None
+        path = parent / f"beyondbert-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        limits = ({"memory.limit_in_bytes": limit_bytes, "memory.memsw.limit_in_bytes": limit_bytes}
+                  if version == 1 else {"memory.max": limit_bytes, "memory.swap.max": 0})
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        cgroup = cls(path, version)
+        for name, value in limits.items():
+            try:
+                (path / name).write_text(str(value))
+            except OSError:
+                if name in ("memory.limit_in_bytes", "memory.max"):  # the limit itself failed
+                    cgroup.remove()
+                    return None
+        return cgroup
+
+    def enter(self) -> None:
+        """Move the calling process into the cgroup (in a child, before it runs the worker)."""
+        try:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            pass  # the address-space and tmpfs limits still hold
+
+    def remove(self) -> None:
+        """Remove the cgroup once its processes are gone (retried while the kernel lets go)."""
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def memory_confinement() -> str:
+    """Which memory limits apply to a worker on this machine, in words."""
+    cgroup = MemoryCgroup.create(Limits().memory_bytes)
+    if cgroup is None:
+        return "address space (RLIMIT_AS) and tmpfs sizes: no memory cgroup can be created here"
+    cgroup.remove()
+    return (f"a memory cgroup (v{cgroup.version}) per submission, plus address space (RLIMIT_AS) "
+            f"and tmpfs sizes")
 
 
 def sandbox_problem() -> str | None:
@@ -137,25 +255,34 @@ def sandbox_problem() -> str | None:
 
 
 def spawn_worker(workdir: Path, library_copy: Path | None, seed: int, limits: Limits,
-                 uid: int | None, log: Path,
-                 sandboxed: bool = True) -> tuple[subprocess.Popen, int, int]:
+                 uid: int | None, log: Path, sandboxed: bool = True,
+                 cgroup: MemoryCgroup | None = None,
+                 home_bytes: int | None = None) -> tuple[subprocess.Popen, int, int]:
     """Start a worker; returns ``(process, request_fd, reply_fd)`` for the trusted side.
 
-    The worker's own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
+    Sandboxed, ``workdir`` holds the files handed in (mounted read-only; the worker copies them
+    into its tmpfs home); without a sandbox it is the worker's own working folder. The worker's
+    own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
     """
     req_read, req_write = os.pipe()
     rep_read, rep_write = os.pipe()
     worker_args = [str(seed), str(req_read), str(rep_write)]
     if sandboxed:
-        command = bwrap_command(workdir, library_copy, worker_args, uid)
+        command = bwrap_command(workdir, library_copy, worker_args, uid, limits, home_bytes)
         cwd = None
     else:
         command = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args]
         cwd = workdir
+
+    def child_setup() -> None:
+        if cgroup is not None:
+            cgroup.enter()
+        limits.apply()
+
     with open(log, "ab") as stderr:
         process = subprocess.Popen(
             command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr, pass_fds=(req_read, rep_write), preexec_fn=limits.apply,
+            stderr=stderr, pass_fds=(req_read, rep_write), preexec_fn=child_setup,
             start_new_session=True,
         )
     os.close(req_read)

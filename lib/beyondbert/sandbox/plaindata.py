@@ -3,23 +3,43 @@
 Allowed: None, bool, int, float, str, lists/tuples/dicts of those (string keys), NumPy arrays of
 numeric or bool dtype, and torch tensors (sent as arrays, rebuilt as tensors). Anything else raises
 ``NotPlainData`` — an object with a custom ``__eq__`` cannot cross.
+
+Messages are length-prefixed JSON. Both sides check every message against the same limits
+(:func:`encode_message`, :func:`decode_message`): at most ``MAX_MESSAGE_BYTES`` bytes and
+``MAX_JSON_DEPTH`` levels of nesting, checked on the raw bytes *before* JSON is parsed (no
+recursion). The worker never sends a message over the limits (it replies with an error instead),
+so a message that breaks them was forged by student code.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import math
 
 import numpy as np
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 20  # nesting of a plain value (lists, tuples, dicts)
+MAX_JSON_DEPTH = 2 * MAX_DEPTH + 8  # a level of plain data is up to 2 JSON levels, plus the message
+# Counts of JSON's structural bytes in one message, so checking it costs bounded memory.
+MAX_BRACKETS = 8_000_000
+MAX_QUOTES = 8_000_000
+MAX_BACKSLASHES = 16_000_000
 _ARRAY_KINDS = "biuf"  # bool, signed, unsigned, float
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
 
 
 class NotPlainData(TypeError):
     """A value that is not plain data was asked to cross the sandbox boundary."""
+
+
+class MalformedMessage(ValueError):
+    """A message that breaks the protocol: too large, too deeply nested, not JSON, not a dict."""
 
 
 def _array_payload(array: np.ndarray) -> str:
@@ -32,8 +52,8 @@ def _array_payload(array: np.ndarray) -> str:
 
 def to_plain(value: object, depth: int = 0) -> object:
     """Turn ``value`` into JSON-able data; arrays and tensors become tagged ``.npy`` payloads."""
-    if depth > 20:
-        raise NotPlainData("nesting deeper than 20 levels")
+    if depth > MAX_DEPTH:
+        raise NotPlainData(f"nesting deeper than {MAX_DEPTH} levels")
     kind = type(value)
     if value is None or kind in (bool, str):
         return value
@@ -64,35 +84,111 @@ def to_plain(value: object, depth: int = 0) -> object:
     raise NotPlainData(f"values of type {kind.__module__}.{kind.__qualname__} are not plain data")
 
 
-def _load_array(payload: str) -> np.ndarray:
-    return np.load(io.BytesIO(base64.b64decode(payload)), allow_pickle=False)
+def _load_array(payload: object) -> np.ndarray:
+    if type(payload) is not str:
+        raise NotPlainData("an array payload must be a string")
+    try:
+        array = np.load(io.BytesIO(base64.b64decode(payload, validate=True)), allow_pickle=False)
+    except (ValueError, TypeError, EOFError, OSError, binascii.Error) as err:
+        raise NotPlainData(f"not an .npy array: {type(err).__name__}") from None
+    if type(array) is not np.ndarray or array.dtype.kind not in _ARRAY_KINDS:
+        raise NotPlainData(f"arrays must be numeric or bool, got {getattr(array, 'dtype', '?')}")
+    return array
 
 
-def from_plain(data: object) -> object:
-    """Inverse of :func:`to_plain`; tensors come back as torch tensors."""
-    if isinstance(data, list):
-        return [from_plain(v) for v in data]
-    if not isinstance(data, dict):
+def from_plain(data: object, depth: int = 0) -> object:
+    """Inverse of :func:`to_plain`; tensors come back as torch tensors.
+
+    Anything :func:`to_plain` cannot have produced raises ``NotPlainData`` (never another error).
+    """
+    if depth > MAX_DEPTH + 1:
+        raise NotPlainData(f"nesting deeper than {MAX_DEPTH} levels")
+    if data is None or type(data) in (bool, int, float, str):
         return data
-    if "__tuple__" in data:
-        return tuple(from_plain(v) for v in data["__tuple__"])
-    if "__dict__" in data:
-        return {k: from_plain(v) for k, v in data["__dict__"].items()}
-    if "__float__" in data:
-        return float(data["__float__"])
-    if "__ndarray__" in data:
-        return _load_array(data["__ndarray__"])
-    if "__tensor__" in data:
+    if type(data) is list:
+        return [from_plain(v, depth + 1) for v in data]
+    if type(data) is not dict:
+        raise NotPlainData(f"not plain data: {type(data).__name__}")
+    if set(data) == {"__tensor__", "requires_grad"}:
         import torch
 
         return torch.from_numpy(_load_array(data["__tensor__"]).copy())
+    if len(data) != 1:
+        raise NotPlainData(f"unknown plain-data tag in {sorted(data)[:3]}")
+    tag, content = next(iter(data.items()))
+    if tag == "__tuple__" and type(content) is list:
+        return tuple(from_plain(v, depth + 1) for v in content)
+    if tag == "__dict__" and type(content) is dict:
+        return {k: from_plain(v, depth + 1) for k, v in content.items()}
+    if tag == "__float__" and content in ("inf", "-inf", "nan"):
+        return float(content)
+    if tag == "__ndarray__":
+        return _load_array(content)
     raise NotPlainData(f"unknown plain-data tag in {sorted(data)[:3]}")
 
 
-def write_message(stream, message: dict) -> None:
-    """Write one length-prefixed JSON message to a binary stream."""
+def check_message(body: bytes) -> None:
+    """Raise :class:`MalformedMessage` unless ``body`` is within the size and nesting limits.
+
+    Works on the raw bytes, before any parsing: the brackets outside JSON strings are counted
+    with NumPy (a quote preceded by an odd number of backslashes is inside a string), so neither
+    the depth nor the length of a forged message can make the grader recurse or run for long.
+    Where ``body`` is not valid JSON, the depth found is still an upper bound of what a JSON
+    parser reaches before it fails.
+    """
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage(f"{len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
+    counts = {c: body.count(c) for c in (b'"', b"\\", b"[", b"{", b"]", b"}")}
+    brackets = counts[b"["] + counts[b"{"] + counts[b"]"] + counts[b"}"]
+    if (brackets > MAX_BRACKETS or counts[b'"'] > MAX_QUOTES
+            or counts[b"\\"] > MAX_BACKSLASHES):
+        raise MalformedMessage("too many brackets, quotes or escapes")
+    if counts[b"["] + counts[b"{"] <= MAX_JSON_DEPTH:
+        return  # cannot nest deeper than it has openers (most replies: a few keys and arrays)
+    raw = np.frombuffer(body, dtype=np.uint8)
+    quotes = np.flatnonzero(raw == ord('"'))
+    slashes = np.flatnonzero(raw == ord("\\"))
+    if slashes.size and quotes.size:
+        new_run = np.ones(slashes.size, dtype=bool)
+        new_run[1:] = np.diff(slashes) != 1
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(slashes.size), 0))
+        last = np.searchsorted(slashes, quotes) - 1  # the last backslash before each quote
+        touching = (last >= 0) & (slashes[np.maximum(last, 0)] == quotes - 1)
+        run = last - run_start[np.maximum(last, 0)] + 1
+        quotes = quotes[~(touching & (run % 2 == 1))]
+    if quotes.size % 2:
+        raise MalformedMessage("a string is not terminated")
+    steps = _BRACKET_STEP[raw]
+    where = np.flatnonzero(steps)
+    outside = np.searchsorted(quotes, where) % 2 == 0  # an even number of quotes before it
+    depth = np.cumsum(steps[where[outside]], dtype=np.int64)
+    if depth.size and (depth.max() > MAX_JSON_DEPTH or depth.min() < 0):
+        raise MalformedMessage(f"nesting deeper than {MAX_JSON_DEPTH} levels or unbalanced")
+
+
+def encode_message(message: dict) -> bytes:
+    """The length-prefixed JSON of ``message``; :class:`MalformedMessage` if over the limits."""
     body = json.dumps(message).encode("utf-8")
-    stream.write(len(body).to_bytes(8, "big") + body)
+    check_message(body)
+    return len(body).to_bytes(8, "big") + body
+
+
+def decode_message(body: bytes) -> dict:
+    """Parse one message body (checked first); :class:`MalformedMessage` if it is not a dict of
+    JSON within the limits."""
+    check_message(body)
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise MalformedMessage(f"not JSON: {type(err).__name__}") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage(f"a message must be a JSON object, got {type(message).__name__}")
+    return message
+
+
+def write_message(stream, message: dict) -> None:
+    """Write one length-prefixed JSON message to a binary stream (checked against the limits)."""
+    stream.write(encode_message(message))
     stream.flush()
 
 
@@ -103,11 +199,8 @@ def read_message(stream) -> dict:
         raise EOFError("the sandbox closed its channel")
     size = int.from_bytes(header, "big")
     if size > MAX_MESSAGE_BYTES:
-        raise ValueError(f"message of {size} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+        raise MalformedMessage(f"message of {size} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
     body = stream.read(size)
     if len(body) < size:
         raise EOFError("the sandbox closed its channel mid-message")
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("malformed message from the sandbox")
-    return message
+    return decode_message(body)

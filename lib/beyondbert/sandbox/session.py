@@ -2,13 +2,21 @@
 
 A cell that runs past its time limit, exhausts memory or kills the worker (``os._exit``, a
 segfault) fails on its own: the worker is restarted and the cells that had succeeded are replayed,
-so tests after it still run and earn credit.
+so tests after it still run and earn credit. Two things are also the student's doing and get the
+submission **flagged** (``SandboxSession.flags``) besides failing what they touch:
+
+* a reply that breaks the protocol (too large, too deeply nested, not JSON, wrong fields): only
+  student code writing to the worker's channel can send one; the worker is restarted as after a
+  crash, and nothing in the reply is used;
+* the submission's total time budget running out (cells, calls, restarts and replays together):
+  the worker is stopped for good, every later cell and call fails at once, and the credit earned
+  before stays.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -16,11 +24,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from .launcher import Limits, filtered_library, sandbox_problem, spawn_worker
-from .plaindata import MAX_MESSAGE_BYTES, NotPlainData, from_plain, to_plain
+from .launcher import (Limits, MemoryCgroup, filtered_library, sandbox_problem, spawn_worker,
+                       tree_bytes)
+from .plaindata import (MAX_MESSAGE_BYTES, MalformedMessage, NotPlainData, decode_message,
+                        encode_message, from_plain, to_plain)
 
+FLAGS_FILE = ".beyondbert-flags.json"  # SandboxedExecute leaves a submission's flags here
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 10  # after this many time-outs and crashes, the rest of the submission is not run
+MAX_NAME_CHARS, MAX_VALUE_CHARS, MAX_STREAM_CHARS = 100, 500, 4000
+_ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_KINDS = {"missing", "module", "function", "callable", "data", "object"}
+PROTOCOL_FLAG = ("student code wrote a malformed message to the grader's channel (a forged "
+                 "reply): its process was restarted and the reply ignored")
+BUDGET_FLAG = ("grading ran past this submission's time budget of {budget:g} s (cells, calls, "
+               "restarts and replays): the rest was not run; the credit earned before stays")
 
 
 class SandboxError(RuntimeError):
@@ -42,6 +60,14 @@ class SandboxBroken(RuntimeError):
     """
 
 
+def error_name(ename: object) -> str:
+    """A student exception's class name as the grader shows it: a dotted identifier of at most
+    ``MAX_NAME_CHARS`` characters, else ``"Exception"`` (the name is the student's choice)."""
+    if isinstance(ename, str) and len(ename) <= MAX_NAME_CHARS and _ERROR_NAME.match(ename):
+        return ename
+    return "Exception"
+
+
 def _read_exact(fd: int, size: int, deadline: float) -> bytes:
     chunks, remaining = [], size
     while remaining:
@@ -56,37 +82,86 @@ def _read_exact(fd: int, size: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _wipe(folder: Path) -> None:
-    """Remove ``folder`` even where student code took away the write permission."""
-    if not folder.exists():
-        return
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(0o700)
-    shutil.rmtree(folder)
+def _write_all(fd: int, data: bytes, deadline: float) -> None:
+    """Write ``data`` to a non-blocking pipe; a worker that stops reading cannot hang the grader."""
+    view = memoryview(data)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], left)[1]:
+            raise TimeoutError
+        try:
+            view = view[os.write(fd, view[:1 << 16]):]
+        except BlockingIOError:
+            continue
+
+
+def _check_reply(reply: dict) -> dict:
+    """``reply`` if it has the fields a worker sends, with their types; else MalformedMessage."""
+    if type(reply.get("ok")) is not bool:
+        raise MalformedMessage("a reply needs a boolean 'ok'")
+    for stream in ("stdout", "stderr"):
+        if type(reply.get(stream, "")) is not str:
+            raise MalformedMessage(f"'{stream}' must be a string")
+    if not reply["ok"]:
+        error = reply.get("error")
+        if (type(error) is not dict or type(error.get("ename")) is not str
+                or type(error.get("evalue")) is not str):
+            raise MalformedMessage("a failed reply needs an 'error' with 'ename' and 'evalue'")
+    return reply
+
+
+def _check_description(reply: dict) -> dict:
+    """A ``describe`` reply, checked field by field (MalformedMessage if anything is off)."""
+    kind = reply.get("kind")
+    if kind not in _KINDS:
+        raise MalformedMessage(f"unknown kind {str(kind)[:40]!r}")
+    texts = {"module": ("module",), "function": ("module", "qualname"), "callable": ("module",),
+             "object": ("reason",)}.get(kind, ())
+    if any(type(reply.get(field)) is not str or len(reply[field]) > 1000 for field in texts):
+        raise MalformedMessage(f"a {kind} needs string fields {texts}")
+    if kind in ("function", "callable") and type(reply.get("defined_in_notebook")) is not bool:
+        raise MalformedMessage("'defined_in_notebook' must be a boolean")
+    if kind == "data":
+        try:
+            reply["value"] = from_plain(reply.get("value"))
+        except NotPlainData as err:
+            raise MalformedMessage(f"data that is not plain data: {err}") from None
+    return reply
 
 
 class SandboxSession:
-    """One student's worker. Use as a context manager; every method returns plain data."""
+    """One student's worker. Use as a context manager; every method returns plain data.
+
+    ``time_budget`` (seconds, None for none) bounds the whole session: every request's time-out
+    is cut to what is left of it, restarts and replays included.
+    """
 
     def __init__(self, files_from: Path | None, forbidden_modules: tuple[str, ...] = (),
                  seed: int = 0, limits: Limits = Limits(), uid: int | None = None,
-                 unsafe_no_sandbox: bool = False) -> None:
+                 unsafe_no_sandbox: bool = False, time_budget: float | None = None) -> None:
         problem = None if unsafe_no_sandbox else sandbox_problem()
         if problem:
             raise NoSandbox(problem)
         self.sandboxed = not unsafe_no_sandbox
-        self.seed, self.limits = seed, limits
+        self.seed, self.limits, self.time_budget = seed, limits, time_budget
+        self._deadline = None if time_budget is None else time.monotonic() + time_budget
         self.uid = uid if uid is not None else (65534 if os.geteuid() == 0 else None)
+        self.flags: list[str] = []  # what the instructor should know about this submission
+        self.out_of_time = False
         self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-sandbox-"))
         self._files = self._scratch / "files"  # the submission's files, as handed in
         if files_from is not None:
-            shutil.copytree(files_from, self._files, ignore=shutil.ignore_patterns("*.ipynb"))
+            shutil.copytree(files_from, self._files, ignore=shutil.ignore_patterns(
+                "*.ipynb", FLAGS_FILE))
         else:
             self._files.mkdir()
-        self.workdir = self._scratch / "home"
+        if self.uid is not None:
+            for path in [self._files, *self._files.rglob("*")]:
+                os.chown(path, self.uid, self.uid, follow_symlinks=False)
+        self._home_bytes = tree_bytes(self._files) + limits.home_bytes
         self._library = (filtered_library(self._scratch / "lib", forbidden_modules)
                          if self.sandboxed else None)
+        self._cgroup = MemoryCgroup.create(limits.memory_bytes) if self.sandboxed else None
         self._history: list[str] = []
         self._process = None
         self._restarts = 0
@@ -94,17 +169,22 @@ class SandboxSession:
 
     # -- life cycle -------------------------------------------------------------------------
     def _start(self) -> None:
-        """Start the worker in a home folder holding only the submission's files, as handed in
-        (nothing a previous worker wrote survives a restart); it boots (imports torch, ...)
-        while the grader gets on with its work."""
-        _wipe(self.workdir)
-        shutil.copytree(self._files, self.workdir)
-        if self.uid is not None:
-            for path in [self.workdir, *self.workdir.rglob("*")]:
-                os.chown(path, self.uid, self.uid)
+        """Start a worker; it boots (imports torch, ...) while the grader gets on with its work.
+
+        Sandboxed, its home folder is a fresh size-limited tmpfs into which the worker copies the
+        files handed in, so nothing a previous worker wrote survives a restart. Without a
+        sandbox, a host folder is reset to those files instead.
+        """
+        workdir = self._files
+        if not self.sandboxed:
+            workdir = self._scratch / "home"
+            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.copytree(self._files, workdir)
         self._process, self._requests, self._replies = spawn_worker(
-            self.workdir, self._library, self.seed, self.limits, self.uid,
-            self._scratch / "worker.log", self.sandboxed)
+            workdir, self._library, self.seed, self.limits, self.uid,
+            self._scratch / "worker.log", self.sandboxed, cgroup=self._cgroup,
+            home_bytes=self._home_bytes)
+        os.set_blocking(self._requests, False)
         self._booted = False
 
     def _boot(self) -> None:
@@ -115,11 +195,17 @@ class SandboxSession:
         """
         while self._process is not None and not self._booted:
             self._booted = True
+            deadline, by_budget = self._deadline_for(START_TIMEOUT)
             try:
-                ready = self._receive(time.monotonic() + START_TIMEOUT)
-            except (EOFError, TimeoutError, OSError, ValueError):
+                ready = self._receive(deadline)
+            except TimeoutError:
+                if by_budget:
+                    self._stop_for_budget()
+                    return
                 ready = {}
-            if not ready.get("ready"):
+            except (EOFError, OSError, MalformedMessage):
+                ready = {}
+            if ready.get("ready") is not True:
                 log = (self._scratch / "worker.log").read_text(errors="replace").strip()
                 raise SandboxBroken("the sandbox worker did not start: "
                                     + (log[-1000:] or "it exited without a message"))
@@ -148,6 +234,8 @@ class SandboxSession:
 
     def close(self) -> None:
         self._kill()
+        if self._cgroup is not None:
+            self._cgroup.remove()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> "SandboxSession":
@@ -156,36 +244,73 @@ class SandboxSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _flag(self, flag: str) -> None:
+        if flag not in self.flags:
+            self.flags.append(flag)
+
+    def _deadline_for(self, timeout: float) -> tuple[float, bool]:
+        """When a request given ``timeout`` must end, and whether the budget is what ends it."""
+        deadline = time.monotonic() + timeout
+        if self._deadline is not None and self._deadline <= deadline:
+            return self._deadline, True
+        return deadline, False
+
+    def _stop_for_budget(self) -> None:
+        self._kill()
+        self.out_of_time = True
+        self._flag(BUDGET_FLAG.format(budget=self.time_budget))
+
     # -- protocol ---------------------------------------------------------------------------
     def _receive(self, deadline: float) -> dict:
+        """The next message from the worker. MalformedMessage if it breaks the protocol (over
+        the size or nesting limits, checked before anything is parsed; not a JSON object)."""
         size = int.from_bytes(_read_exact(self._replies, 8, deadline), "big")
         if size > MAX_MESSAGE_BYTES:
-            raise EOFError
-        message = json.loads(_read_exact(self._replies, size, deadline))
-        if not isinstance(message, dict):
-            raise EOFError
-        return message
+            raise MalformedMessage(f"a reply announced {size} bytes")
+        return decode_message(_read_exact(self._replies, size, deadline))
 
     def _request(self, message: dict, timeout: float) -> dict:
-        body = json.dumps(message).encode()
+        try:
+            body = encode_message(message)
+        except MalformedMessage as err:
+            raise SandboxError("NotPlainData", f"too much to send to the sandbox: {err}") from None
         self._boot()
+        if self.out_of_time:
+            raise SandboxError("TimeBudgetExceeded", f"the submission used its grading time "
+                               f"budget of {self.time_budget:g} s: the rest is not run")
         if self._process is None:
             raise SandboxError("WorkerDied", f"the code crashed or timed out {MAX_RESTARTS} times: "
                                "the rest of the notebook is not run")
+        deadline, by_budget = self._deadline_for(timeout)
         try:
-            os.write(self._requests, len(body).to_bytes(8, "big") + body)
-            reply = self._receive(time.monotonic() + timeout)
+            _write_all(self._requests, body, deadline)
+            reply = _check_reply(self._receive(deadline))
         except TimeoutError:
+            if by_budget:
+                self._stop_for_budget()
+                raise SandboxError("TimeBudgetExceeded", f"the submission used its grading time "
+                                   f"budget of {self.time_budget:g} s: the rest is not run") from None
             self.restart()
             raise SandboxError("TimeoutError", f"the cell ran longer than {timeout:.0f} s") from None
-        except (EOFError, OSError, ValueError):
+        except MalformedMessage:
+            self._protocol_violation()
+        except (EOFError, OSError):
             self.restart()
             raise SandboxError("WorkerDied", "the Python process running the code stopped "
                                "(os._exit, a crash, or the memory limit)") from None
-        if not reply.get("ok"):
-            error = reply.get("error") or {}
-            raise SandboxError(str(error.get("ename", "Error")), str(error.get("evalue", "")))
+        reply["stdout"] = reply.get("stdout", "")[:MAX_STREAM_CHARS]
+        reply["stderr"] = reply.get("stderr", "")[:MAX_STREAM_CHARS]
+        if not reply["ok"]:
+            error = reply["error"]
+            raise SandboxError(error_name(error["ename"]), error["evalue"][:MAX_VALUE_CHARS])
         return reply
+
+    def _protocol_violation(self):
+        """Student code sent a reply that breaks the protocol: flag, restart, fail the request."""
+        self._flag(PROTOCOL_FLAG)
+        self.restart()
+        raise SandboxError("ProtocolViolation", "the code wrote a malformed message to the "
+                           "grader's channel; its process was restarted") from None
 
     def restart(self) -> None:
         """A fresh worker with the cells that succeeded replayed (nothing else carried over).
@@ -195,22 +320,30 @@ class SandboxSession:
         """
         self._kill()
         self._restarts += 1
-        if self._restarts <= MAX_RESTARTS:
+        if self._restarts <= MAX_RESTARTS and not self.out_of_time:
             self._start()
+
+    def fresh_process(self) -> None:
+        """A restart the grader asks for (not the student's fault: not counted as one)."""
+        if self._process is None or self.out_of_time:
+            return
+        self._kill()
+        self._start()
 
     # -- what the grader uses -----------------------------------------------------------------
     def run_cell(self, code: str, timeout: float) -> dict:
         """Execute one student cell; returns ``{"stdout", "stderr"}`` or raises SandboxError."""
         reply = self._request({"op": "exec", "code": code}, timeout)
         self._history.append(code)
-        return {"stdout": reply.get("stdout", ""), "stderr": reply.get("stderr", "")}
+        return {"stdout": reply["stdout"], "stderr": reply["stderr"]}
 
     def describe(self, name: str, timeout: float = 30.0) -> dict:
         """What ``name`` is in the student's namespace (missing, module, function, data...)."""
         reply = self._request({"op": "describe", "name": name}, timeout)
-        if reply.get("kind") == "data":
-            reply["value"] = from_plain(reply["value"])
-        return reply
+        try:
+            return _check_description(reply)
+        except MalformedMessage:
+            self._protocol_violation()
 
     def call(self, name: str, args: tuple, kwargs: dict, timeout: float) -> object:
         """Call the student's function ``name`` on plain-data arguments; returns plain data."""
@@ -222,5 +355,6 @@ class SandboxSession:
         reply = self._request(message, timeout)
         try:
             return from_plain(reply.get("value"))
-        except (NotPlainData, ValueError, KeyError, TypeError) as err:
-            raise SandboxError("NotPlainData", f"the return value is not plain data: {err}") from None
+        except NotPlainData:
+            self._protocol_violation()
+

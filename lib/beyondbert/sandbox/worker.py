@@ -2,7 +2,8 @@
 
 Requests and replies travel as length-prefixed JSON (see ``plaindata``) on two pipe fds named on
 the command line; fds 1 and 2 are not the channel, so what student code prints cannot break it.
-Run as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD``.
+Run as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD [FILES]``: with FILES (the
+files handed in, mounted read-only in the sandbox) it first copies them into its working folder.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 import types
+from pathlib import Path
 
-from .plaindata import NotPlainData, from_plain, read_message, to_plain, write_message
+from .plaindata import (MalformedMessage, NotPlainData, from_plain, read_message, to_plain,
+                        write_message)
 
 MAX_STREAM_CHARS = 4000
 CELL_FILENAME = "<student cell {}>"
@@ -39,7 +43,20 @@ def _seed(seed: int) -> None:
 
 
 def _error(err: BaseException) -> dict:
-    return {"ename": type(err).__name__, "evalue": str(err)[:500]}
+    try:
+        ename, evalue = str(type(err).__name__)[:100], str(err)[:500]
+    except BaseException:  # noqa: BLE001 - a student's __str__ may raise anything
+        ename, evalue = "Exception", "(the error's message could not be shown)"
+    return {"ename": ename, "evalue": evalue}
+
+
+def _copy_files(source: Path) -> None:
+    """Copy the files handed in into the working folder (the sandbox's fresh home)."""
+    for path in source.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, path.name, symlinks=True)
+        else:
+            shutil.copy2(path, path.name, follow_symlinks=False)
 
 
 def _to_python(source: str) -> str:
@@ -96,6 +113,8 @@ def main() -> None:
     seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     request_fd, reply_fd = (int(a) for a in sys.argv[2:4])
     requests, replies = os.fdopen(request_fd, "rb"), os.fdopen(reply_fd, "wb")
+    if len(sys.argv) > 4:
+        _copy_files(Path(sys.argv[4]))
     _seed(seed)
     namespace: dict = {"__name__": "__main__", "get_ipython": lambda: _NoMagics()}
     cell_counter = [0]
@@ -108,6 +127,10 @@ def main() -> None:
         reply = _run(namespace, request, cell_counter)
         try:
             write_message(replies, reply)
+        except MalformedMessage as failure:
+            error = {"ename": "NotPlainData",
+                     "evalue": f"too large or too deeply nested to leave the sandbox: {failure}"}
+            write_message(replies, {"ok": False, "error": error, "stdout": "", "stderr": ""})
         except (TypeError, ValueError) as failure:
             write_message(replies, {"ok": False, "error": _error(failure), "stdout": "", "stderr": ""})
 
