@@ -31,6 +31,12 @@ c.SandboxedExecute.timeout = 60  # seconds per cell or per call of a student fun
 # so importing the course's own implementation earns no credit (the exercises say so).
 c.SandboxedExecute.forbidden_modules = {
     "01-encoders-and-bert": ["beyondbert.attention", "beyondbert.pooling", "beyondbert.bert"],
+    "02-roberta-and-modern-encoders": ["beyondbert.mlm", "beyondbert.tokenization", "beyondbert.modern"],
+    "03-sentence-bert": ["beyondbert.losses", "beyondbert.sbert", "beyondbert.pooling",
+                         "beyondbert.retrieval", "beyondbert.embedding_quantization"],
+    "04-search": ["beyondbert.retrieval", "beyondbert.embedding_quantization"],
+    "05-finetuning-distillation-lora": ["beyondbert.distillation", "beyondbert.lora"],
+    "06-quantization": ["beyondbert.quantization"],
 }
 
 # What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.

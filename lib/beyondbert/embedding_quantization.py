@@ -111,9 +111,10 @@ def hamming_distances(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarra
         raise ValueError(f"queries have {query_bits.shape[1]} bytes per vector, documents "
                          f"{doc_bits.shape[1]}: they must match")
     out = np.empty((len(query_bits), len(doc_bits)), dtype=np.int32)
-    for start in range(0, len(query_bits), 64):  # 64 queries at a time keep the XOR block small
-        xor = query_bits[start:start + 64, None, :] ^ doc_bits[None, :, :]
-        out[start:start + 64] = np.bitwise_count(xor).sum(axis=-1)
+    step = max(1, 2**25 // max(1, doc_bits.size))  # queries per block: the XOR block stays ~32 MB
+    for start in range(0, len(query_bits), step):
+        xor = query_bits[start:start + step, None, :] ^ doc_bits[None, :, :]
+        out[start:start + step] = np.bitwise_count(xor).sum(axis=-1)
     return out
 
 
