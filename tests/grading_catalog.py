@@ -19,18 +19,46 @@ from notebooks import answer_cells, nbgrader_meta, solution_answers
 
 EXERCISE = "01-encoders-and-bert"
 REPO = Path(__file__).resolve().parents[1]
-ATTENTION_TESTS = {"test_attention_shapes", "test_attention_masking", "test_attention_values",
-                   "test_causal_attention"}
-POOL_TESTS = {"test_mean_pool", "test_mean_pool_edge_cases"}
+
+
+def _test_points(solution: Path) -> dict[str, float]:
+    """``{grade_id: points}`` of the solution's graded test cells."""
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"])
+            for c in nbformat.read(solution, as_version=4).cells if nbgrader_meta(c).get("grade")}
+
+
+# Exercise 1's test cells and points, read from the solution: the expectations below follow them.
+TEST_POINTS = _test_points(REPO / "solutions" / f"{EXERCISE}.ipynb")
+FULL_MARKS = sum(TEST_POINTS.values())
+ALL_TESTS = set(TEST_POINTS)
+ATTENTION_TESTS = {t for t in TEST_POINTS if t.startswith("test_attention")}   # task 1
+CAUSAL_TESTS = {t for t in TEST_POINTS if t.startswith("test_causal_mask")}    # task 2
+POOL_TESTS = {t for t in TEST_POINTS if t.startswith("test_mean_pool")}        # task 3
+EMBEDDING_TESTS = {t for t in TEST_POINTS if t.startswith("test_embeddings")}  # task 4
+assert ATTENTION_TESTS | CAUSAL_TESTS | POOL_TESTS | EMBEDDING_TESTS == ALL_TESTS
+
+
+def full(note: str = "") -> str:
+    """An expected result of full marks, e.g. "full credit: 26"."""
+    return f"{note}{FULL_MARKS:g}"
+
 
 # Answer cells of a submission whose answers come from an exploit cell above them.
 NO_ANSWERS = {"masked_attention": "# answered above", "causal_mask": "# answered above",
-              "mean_pool": "# answered above"}
+              "mean_pool": "# answered above", "bert_embeddings": "# answered above"}
 # A wrong answer the visible and hidden tests catch: it averages the padding too.
 WRONG_POOL = '''
 def mean_pool(hidden, attention_mask):
     return hidden.mean(dim=1)
 '''
+# The tests WRONG_POOL fails: all of task 3's but a one-token sentence's (no padding to average).
+WRONG_POOL_FAILS = POOL_TESTS - {"test_mean_pool_one_token"}
+# Task 3's visible tests (sequences of at most 3 tokens); its hidden tests pass longer ones.
+VISIBLE_POOL_TESTS = {"test_mean_pool", "test_mean_pool_one_token"}
+# Task 3's tests that run after a hidden test handed the answer inputs it could keep (cases 20b,
+# 20c): the first visible one runs again in a fresh process and passes; hidden ones fail.
+AFTER_KEPT_INPUTS = {"test_mean_pool_all_padding", "test_mean_pool_float64",
+                     "test_mean_pool_reference"}
 
 
 @dataclass
@@ -225,7 +253,7 @@ def causal_mask(n):
 ''', "mean_pool": '''
 def mean_pool(hidden, attention_mask):
     return causal_mask(0)
-'''}, fails={"test_causal_mask", "test_causal_attention"} | POOL_TESTS),
+'''}, fails=CAUSAL_TESTS | POOL_TESTS),
     Case("02", "no-op `numpy.testing` / `torch.testing` asserts, `torch.allclose` always true",
          "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
 import numpy, numpy.testing, torch, torch.testing
@@ -233,7 +261,7 @@ numpy.testing.assert_allclose = lambda *args, **kwargs: None
 torch.testing.assert_close = lambda *args, **kwargs: None
 torch.allclose = lambda *args, **kwargs: True
 torch.equal = lambda *args, **kwargs: True
-'''}, fails=POOL_TESTS),
+'''}, fails=WRONG_POOL_FAILS),
     Case("03", "IPython AST transformer that deletes `assert` statements",
          "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
 import ast
@@ -243,29 +271,29 @@ class StripAsserts(ast.NodeTransformer):
         return ast.Pass()
 
 get_ipython().ast_transformers.append(StripAsserts())
-'''}, fails=POOL_TESTS),
+'''}, fails=WRONG_POOL_FAILS),
     Case("04", "IPython input transformer that blanks cells containing `assert`",
          "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
 get_ipython().input_transformers_cleanup.append(
     lambda lines: [] if any("assert" in line for line in lines) else lines)
-'''}, fails=POOL_TESTS),
+'''}, fails=WRONG_POOL_FAILS),
     Case("05", "`set_custom_exc` and a silent `sys.excepthook` hide tracebacks",
          "0 for the wrong answer's tests", answers={"mean_pool": WRONG_POOL}, cells_after={"setup": '''
 import sys
 get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
 sys.excepthook = lambda *args: None
-'''}, fails=POOL_TESTS),
+'''}, fails=WRONG_POOL_FAILS),
     Case("06", "test cells edited to `pass`", "restored and graded as the original: 0 for them",
-         answers={"mean_pool": WRONG_POOL}, edit=_gut_tests, fails=POOL_TESTS),
+         answers={"mean_pool": WRONG_POOL}, edit=_gut_tests, fails=WRONG_POOL_FAILS),
     Case("07", "a test cell deleted, another one's nbgrader metadata stripped",
          "those two score 0 and are flagged; the others are graded",
          edit=_delete_and_strip, fails={"test_mean_pool", "test_causal_mask"}, flagged=True),
     Case("08", "`points` raised to 100 in every test cell's metadata",
-         "points from the course's record: 17 of 17", edit=_inflate_points, fails=set()),
+         f"points from the course's record: {full()} of {full()}", edit=_inflate_points, fails=set()),
     Case("09", "a test cell duplicated (same grade id)",
          "that submission is flagged and not graded; the batch goes on", edit=_duplicate_test,
          flagged=True),
-    Case("10", "kernel changed in the notebook's metadata", "graded with the course's kernel: 17",
+    Case("10", "kernel changed in the notebook's metadata", full("graded with the course's kernel: "),
          edit=_change_kernel, fails=set()),
     Case("11", "an infinite loop in a cell", "that cell times out; later tests still earn credit",
          cells_after={"test_attention_values": "while True:\n    pass"}, fails=set()),
@@ -278,8 +306,8 @@ sys.excepthook = lambda *args: None
     Case("13b", "a segmentation fault mid-notebook", "tests before and after keep their credit",
          cells_after={"test_causal_mask": "import ctypes\nctypes.string_at(0)"}, fails=set()),
     Case("14", "`raise SystemExit` in a cell", "that cell fails, grading continues",
-         cells_after={"test_causal_attention": "raise SystemExit(0)"}, fails=set()),
-    Case("15", "a correct answer that writes warnings to stderr", "full credit: 17",
+         cells_after={"test_causal_mask_blocks_future": "raise SystemExit(0)"}, fails=set()),
+    Case("15", "a correct answer that writes warnings to stderr", full("full credit: "),
          answers={"mean_pool": '''
 import sys
 import warnings
@@ -290,17 +318,18 @@ def mean_pool(hidden, attention_mask):
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 '''}, fails=set()),
-    Case("16", "printing \"All tests passed! 17/17\" with unsolved tasks", "no effect: 0",
-         stub_answers=True, cells_after={"setup": 'print("All tests passed! Score: 17/17")'},
-         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+    Case("16", f"printing \"All tests passed! {full()}/{full()}\" with unsolved tasks",
+         "no effect: 0", stub_answers=True,
+         cells_after={"setup": f'print("All tests passed! Score: {full()}/{full()}")'},
+         fails=ALL_TESTS),
     Case("17", "reading the solution, the hidden tests or another student's submission",
          "not possible: the files are not there; 0", answers=NO_ANSWERS, exploit=_steal_solutions,
-         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+         fails=ALL_TESTS),
     Case("18", "writing to the gradebook, to other submissions and to the solutions",
-         "not possible: own score 17, everyone else's intact", exploit=_tamper, fails=set()),
+         f"not possible: own score {full()}, everyone else's intact", exploit=_tamper, fails=set()),
     Case("19", "detecting the grader through environment variables",
          "nothing reveals the grader, the hidden tests or their inputs; 0", answers=NO_ANSWERS,
-         exploit=_detect_grader, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+         exploit=_detect_grader, fails=ALL_TESTS),
     Case("20", "an answer that raises with its (hidden) inputs in the message and prints them",
          "feedback says only \"a hidden test failed\"", answers={"mean_pool": '''
 def mean_pool(hidden, attention_mask):
@@ -309,7 +338,7 @@ def mean_pool(hidden, attention_mask):
         raise ValueError(f"leaked inputs: {hidden.tolist()} {attention_mask.tolist()}")
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
-'''}, fails=POOL_TESTS),
+'''}, fails=POOL_TESTS - VISIBLE_POOL_TESTS),
     Case("20b", "an answer that keeps hidden inputs and shows them in a later visible test",
          "the later test runs in a fresh process: no hidden input in any message",
          answers={"mean_pool": '''
@@ -322,7 +351,7 @@ def mean_pool(hidden, attention_mask):
         seen.append(hidden.tolist())
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
-'''}, fails={"test_mean_pool_edge_cases"}),
+'''}, fails=AFTER_KEPT_INPUTS),
     Case("20c", "an answer that keeps hidden inputs in a file and shows them later",
          "the fresh process starts from the submission's files only: no leak",
          answers={"mean_pool": '''
@@ -335,11 +364,11 @@ def mean_pool(hidden, attention_mask):
         open("kept.txt", "w").write(str(hidden.tolist()))
     keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
-'''}, fails={"test_mean_pool_edge_cases"}),
+'''}, fails=AFTER_KEPT_INPUTS),
     Case("21", "a forged submission time in the notebook",
          "the collection time recorded by the course wins", edit=_forge_timestamp, fails=set()),
     Case("22", "network access from student code", "refused; 0", answers=NO_ANSWERS,
-         exploit=_reach_network, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+         exploit=_reach_network, fails=ALL_TESTS),
     Case("23", "answers that depend on random numbers (Python, NumPy, PyTorch)",
          "seeds set: three gradings give identical results", answers={"mean_pool": '''
 import random
@@ -352,7 +381,7 @@ def mean_pool(hidden, attention_mask):
     return right if luck < 1.5 else hidden.mean(dim=1)
 '''}),
     Case("24", "a correct answer in another style (loops, other names, float64 inside)",
-         "full credit: 17", answers={"masked_attention": '''
+         full("full credit: "), answers={"masked_attention": '''
 def masked_attention(q, k, v, mask):
     query, key, value = q.double(), k.double(), v.double()
     allowed = mask.expand(*query.shape[:-1], key.shape[-2])
@@ -377,11 +406,21 @@ def mean_pool(hidden, attention_mask):
                 total, count = total + vector.double(), count + 1
         sentences.append(total / max(count, 1))
     return torch.stack(sentences).to(hidden.dtype)
+''', "bert_embeddings": '''
+def bert_embeddings(input_ids, token_type_ids, word_table, position_table, segment_table, gamma, beta, eps):
+    batch, seq = input_ids.shape
+    rows = []
+    for b in range(batch):
+        for t in range(seq):
+            z = word_table[input_ids[b, t]] + position_table[t] + segment_table[token_type_ids[b, t]]
+            variance = ((z - z.mean()) ** 2).mean()
+            rows.append((z - z.mean()) * torch.rsqrt(variance + eps) * gamma + beta)
+    return torch.stack(rows).reshape(batch, seq, -1)
 '''}, fails=set()),
     Case("25a", "the untouched student version", "0, not an error", stub_answers=True,
-         fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}),
+         fails=ALL_TESTS),
     Case("25b", "a blank notebook (no cells at all)", "0 and flagged, not an error",
-         edit=_blank, fails=ATTENTION_TESTS | POOL_TESTS | {"test_causal_mask"}, flagged=True),
+         edit=_blank, fails=ALL_TESTS, flagged=True),
     Case("26", "importing the course library's own `masked_attention` and `mean_pool`",
          "no credit for those tasks (the exercise says so)", answers={
              "masked_attention": "from beyondbert.attention import "

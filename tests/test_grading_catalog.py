@@ -22,7 +22,7 @@ from beyondbert.grading import grade_submissions
 from beyondbert.grading.feedback import feedback_html
 from beyondbert.grading.gradebook import SubmissionResult, TestResult
 from beyondbert.sandbox.session import SandboxSession
-from grading_catalog import CASES, EXERCISE, REPO, Case, Where
+from grading_catalog import CASES, EXERCISE, FULL_MARKS, REPO, Case, Where
 from notebooks import secret_regions, solution_answers, write_answers
 
 pytestmark = pytest.mark.xdist_group("catalog")
@@ -135,7 +135,8 @@ def hidden_only_lines() -> set[str]:
 
 def check_points_from_record(catalog: dict, case: Case) -> tuple[list[str], str]:
     data = catalog["results"][case.key]
-    return ([] if data["max_score"] == 17 else [f"max score {data['max_score']}, not 17"]), ""
+    return ([] if data["max_score"] == FULL_MARKS else
+            [f"max score {data['max_score']}, not {FULL_MARKS:g}"]), ""
 
 
 def check_duplicate_flagged(catalog: dict, case: Case) -> tuple[list[str], str]:
@@ -148,7 +149,7 @@ def check_duplicate_flagged(catalog: dict, case: Case) -> tuple[list[str], str]:
 def check_tamper_failed(catalog: dict, case: Case) -> tuple[list[str], str]:
     problems = [] if catalog["solution_unchanged"] else ["solutions/ notebook changed"]
     reference = catalog["results"]["reference"]
-    if reference["score"] != 17:
+    if reference["score"] != FULL_MARKS:
         problems.append(f"another student's score changed to {reference['score']}")
     return problems, "gradebook, other submissions and solutions untouched"
 
@@ -238,7 +239,7 @@ def test_case_gets_the_expected_result(catalog, case):
 
 def test_reference_submission_gets_full_marks(catalog):
     reference = catalog["results"]["reference"]
-    assert reference["score"] == reference["max_score"] == 17 and reference["flags"] == []
+    assert reference["score"] == reference["max_score"] == FULL_MARKS and reference["flags"] == []
 
 
 def test_jobs_1_and_jobs_2_give_identical_results(catalog):
