@@ -78,6 +78,7 @@ exercises: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bert_vs_transformers.py
 	$(BIN)/python benchmarks/grading_throughput.py
+	$(BIN)/python benchmarks/quantization.py
 
 clean:
 	rm -rf _build
