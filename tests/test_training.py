@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from beyondbert.training import PeakMemory, fit, shuffled_batches
+from beyondbert.training import (PeakMemory, SentenceClassifier, accuracy, fit, shuffled_batches,
+                                 train_classifier)
 
 
 def regression_problem():
@@ -67,3 +68,49 @@ def test_bad_input_is_refused():
         fit(model, lambda m, b: m(b), [torch.zeros(2, 3)], opt, progress=False)
     with pytest.raises(TypeError, match="optimizer"):
         fit(model, lambda m, b: m(b).sum(), [torch.zeros(1, 3)], "sgd")
+
+
+def test_sentence_classifier_and_accuracy():
+    class Encoder(nn.Module):
+        dim = 3
+
+        def forward(self, features):
+            return features["x"]
+
+    torch.manual_seed(0)
+    model = SentenceClassifier(Encoder(), n_classes=2)
+    x = torch.randn(8, 3)
+    logits = model({"x": x})
+    assert logits.shape == (8, 2)
+    labels = logits.argmax(-1)
+    assert accuracy(model, {"x": x}, labels) == 1.0
+    assert accuracy(model, {"x": x}, 1 - labels) == 0.0
+    with pytest.raises(ValueError, match="n_classes"):
+        SentenceClassifier(Encoder(), n_classes=1)
+    with pytest.raises(ValueError, match="dim"):
+        SentenceClassifier(nn.Identity(), n_classes=2)
+
+
+def test_train_classifier_learns_a_separable_task():
+    class Encoder(nn.Module):
+        dim = 4
+
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, features):
+            return self.proj(features["x"])
+
+    torch.manual_seed(0)
+    x = torch.randn(80, 4)
+    labels = (x[:, 0] > 0).long()
+    model = SentenceClassifier(Encoder(), 2)
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    result = train_classifier(model, {"x": x}, labels, range(60), range(60, 80), epochs=30,
+                              head_lr=0.02, progress=False)
+    assert result["trainable"] == 4 * 2 + 2  # only the head
+    assert result["accuracy"] >= 0.75, result["accuracy"]
+    assert sum(result["losses"][-4:]) < 0.8 * sum(result["losses"][:4])
+    assert len(result["losses"]) == 30 * 4 and result["seconds_per_epoch"] > 0

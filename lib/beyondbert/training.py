@@ -1,5 +1,8 @@
 """The small training loop the chapters share: seeded, a text progress bar, time and peak memory.
 
+A task head for fine-tuning, :class:`SentenceClassifier`, sits here too: a sentence encoder
+followed by one linear layer (BERT's recipe for sentence classification, Devlin et al., 2019).
+
 ``fit(model, loss_fn, batches, optimizer)`` runs ``epochs`` passes over ``batches`` (a list, or
 a function ``epoch -> iterable`` for per-epoch shuffling), calling ``loss_fn(model, batch)`` for a
 scalar loss, and returns a :class:`TrainReport` with the per-step losses, the wall time and the
@@ -141,6 +144,75 @@ def fit(
     report.peak_memory_mib = memory.peak_mib
     report.memory_method = memory.method
     return report
+
+
+class SentenceClassifier(torch.nn.Module):
+    """A task head on a sentence encoder: ``features -> encoder -> (batch, dim) -> (batch, classes)``.
+
+    ``encoder`` maps the dict of token tensors its ``tokenize`` gives to sentence vectors
+    ``(batch, dim)`` (a :class:`beyondbert.sbert.SentenceEncoder`); the head is a fresh
+    ``nn.Linear(dim, n_classes)``.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, n_classes: int, dim: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        dim = dim if dim is not None else getattr(encoder, "dim", None)
+        if not isinstance(dim, int):
+            raise ValueError("the encoder has no .dim: pass dim= (the sentence vector size)")
+        self.encoder = encoder
+        self.head = torch.nn.Linear(dim, n_classes)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.encoder(features))
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, inputs: Any, labels: torch.Tensor) -> float:
+    """Share of ``labels`` ``(n,)`` that ``model(inputs)``'s arg-max logits get right (eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        predicted = model(inputs).argmax(dim=-1)
+    finally:
+        model.train(was_training)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"model gave {tuple(predicted.shape)} predictions for "
+                         f"{tuple(labels.shape)} labels")
+    return (predicted == labels).float().mean().item()
+
+
+def train_classifier(model: SentenceClassifier, features: dict[str, torch.Tensor],
+                     labels: torch.Tensor, train_idx: Any, test_idx: Any, epochs: int = 2,
+                     lr: float = 1e-4, head_lr: float = 1e-3, batch_size: int = 16,
+                     seed: int = 0, desc: str = "fine-tuning", progress: bool = True) -> dict:
+    """Fine-tune ``model`` with cross-entropy on ``train_idx``; accuracy on ``test_idx``.
+
+    ``features``: the tokenised texts (dict of ``(n, seq)`` tensors), ``labels`` ``(n,)`` int64.
+    Only parameters with ``requires_grad`` are trained (AdamW; the head at ``head_lr``, the rest
+    at ``lr``). Returns plain data: accuracy, trainable parameters, seconds per epoch, peak
+    memory (MiB) and how it was measured, and the per-step losses.
+    """
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    groups = [{"params": head, "lr": head_lr}] + ([{"params": rest, "lr": lr}] if rest else [])
+    optimizer = torch.optim.AdamW(groups)
+
+    def loss_fn(m: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        rows = train_idx[batch]
+        logits = m({k: v[rows] for k, v in features.items()})
+        return torch.nn.functional.cross_entropy(logits, labels[rows])
+
+    report = fit(model, loss_fn, shuffled_batches(len(train_idx), batch_size, seed), optimizer,
+                 epochs=epochs, seed=seed, desc=desc, progress=progress)
+    test = {k: v[test_idx] for k, v in features.items()}
+    return {"accuracy": accuracy(model, test, labels[test_idx]),
+            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "seconds_per_epoch": report.seconds_per_epoch, "seconds": report.seconds,
+            "peak_memory_mib": report.peak_memory_mib, "memory_method": report.memory_method,
+            "losses": report.losses}
 
 
 def shuffled_batches(n: int, batch_size: int, seed: int = 0) -> Callable[[int], list[torch.Tensor]]:
