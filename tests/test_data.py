@@ -81,3 +81,18 @@ def test_split_pairs_by_word_shares_no_word():
     assert set(train) <= set(pairs) and set(test) <= set(pairs)
     with pytest.raises(ValueError, match="must not be empty"):
         data.split_pairs_by_word([])
+
+
+def test_pair_triplets_prefer_hard_negatives_and_stay_inside_the_set():
+    pairs = [("cup", "mug", 9.0), ("cup", "coffee", 2.0), ("old", "ancient", 8.0),
+             ("old", "new", 1.0), ("car", "automobile", 9.5), ("tree", "leaf", 3.5)]
+    triplets, n_hard = data.pair_triplets(pairs, positive_min=7.0, negative_max=2.5, seed=0)
+    assert triplets[:2] == [("cup", "mug", "coffee"), ("old", "ancient", "new")] and n_hard == 2
+    anchor, positive, negative = triplets[2]
+    words = {w for a, b, _ in pairs for w in (a, b)}
+    assert (anchor, positive) == ("car", "automobile") and negative in words - {"car", "automobile"}
+    assert data.pair_triplets(pairs, 7.0, 2.5, seed=0) == (triplets, n_hard)  # seeded
+    with pytest.raises(ValueError, match="below positive_min"):
+        data.pair_triplets(pairs, 5.0, 6.0)
+    with pytest.raises(ValueError, match="no pair is scored"):
+        data.pair_triplets(pairs, 10.0, 1.0)

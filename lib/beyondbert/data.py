@@ -275,3 +275,43 @@ def load_beir(folder: str | Path, split: str = "test"):
             qrels.setdefault(query_id, {})[doc_id] = int(float(fields[2]))
     queries = {q: text for q, text in all_queries.items() if q in qrels}
     return corpus, queries, qrels
+
+
+def pair_triplets(
+    pairs: list[tuple[str, str, float]], positive_min: float, negative_max: float, seed: int = 0
+) -> tuple[list[tuple[str, str, str]], int]:
+    """``(anchor, positive, negative)`` triplets from scored pairs, and how many negatives are hard.
+
+    Every pair scored ``>= positive_min`` gives an anchor and its positive. The negative is a word
+    that a pair of the same set scores ``<= negative_max`` against the anchor (or else against the
+    positive) — a *hard* negative, rated dissimilar although people paired them — or, where there is
+    none, a random other word of the set. Only words of ``pairs`` are used (no leak from a test set).
+    """
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    if not negative_max < positive_min:
+        raise ValueError(f"negative_max must be below positive_min, got {negative_max} and "
+                         f"{positive_min}")
+    dissimilar: dict[str, list[str]] = {}
+    for a, b, score in pairs:
+        if score <= negative_max:
+            dissimilar.setdefault(a, []).append(b)
+            dissimilar.setdefault(b, []).append(a)
+    words = sorted({w for a, b, _ in pairs for w in (a, b)})
+    rng = np.random.default_rng(seed)
+    triplets, n_hard = [], 0
+    for a, b, score in pairs:
+        if score < positive_min:
+            continue
+        hard = [w for w in dissimilar.get(a, []) + dissimilar.get(b, []) if w not in (a, b)]
+        if hard:
+            negative, n_hard = hard[0], n_hard + 1
+        else:
+            others = [w for w in words if w not in (a, b)]
+            if not others:
+                raise ValueError("need at least three distinct words to draw a negative")
+            negative = others[int(rng.integers(len(others)))]
+        triplets.append((a, b, negative))
+    if not triplets:
+        raise ValueError(f"no pair is scored >= positive_min={positive_min}")
+    return triplets, n_hard

@@ -102,7 +102,7 @@ class SentenceEncoder(nn.Module):
         if show_progress:
             from tqdm import tqdm
 
-            starts = tqdm(starts, desc="encode", unit="batch")
+            starts = tqdm(starts, desc="encode", unit="batch", ascii=True, ncols=80, mininterval=1.0)
         was_training = self.training
         self.eval()
         try:
