@@ -4,7 +4,7 @@
     beyondbert generate [EXERCISE ...]                       exercises/ from solutions/
     beyondbert release EXERCISE [--course DIR]               add an exercise to a course folder
     beyondbert collect EXERCISE [--course DIR]               fetch submissions from the exchange
-    beyondbert autograde EXERCISE [--course DIR] [--force] [--jobs N]
+    beyondbert autograde EXERCISE [--course DIR] [--force] [--jobs N] [--strict]
                                                              grade submitted/<student>/<EXERCISE>/
     beyondbert grade SUBMISSION.ipynb --exercise EXERCISE [--json]   grade one file
     beyondbert feedback EXERCISE [--course DIR]              per-student HTML feedback
@@ -102,7 +102,7 @@ def _cmd_autograde(args: argparse.Namespace) -> None:
     _say(f"Autograding {args.exercise} in {Path(args.course).resolve()} ...")
     results = autograde(args.exercise, Path(args.course), repo, force=args.force,
                         student=args.student, jobs=args.jobs,
-                        unsafe_no_sandbox=args.unsafe_no_sandbox)
+                        unsafe_no_sandbox=args.unsafe_no_sandbox, strict=args.strict)
     print(_score_table(results))
     if any(result.flags for result in results.values()):
         raise SubmissionsFlagged("some submissions are flagged (listed above): look at them")
@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", metavar="ID", help="grade only this student's submission")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="grade N submissions at a time (default 1; results are the same)")
+    p.add_argument("--strict", action="store_true",
+                   help="grade nothing if any submission cannot be graded (a file that is not a "
+                        "notebook, a wrong file name, an unreadable timestamp.txt, an empty "
+                        "folder); by default the others are graded and those are flagged")
     p.set_defaults(run=_cmd_autograde)
 
     p = sub.add_parser("grade", parents=[common, sandbox],

@@ -32,6 +32,7 @@ from .exercises import course_config, solution_path
 
 CONFIG = "nbgrader_config.py"
 GRADEBOOK = "gradebook.db"
+FLAGS = "beyondbert-flags.json"  # {exercise: {student: [flag, ...]}}: what autograde flagged
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's timestamp.txt
 
 
@@ -169,30 +170,100 @@ def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
     return target
 
 
-def submissions(course: Path, exercise: str) -> dict[str, Path]:
-    """``{student: notebook}`` under ``submitted/*/<exercise>/``, each checked to be gradable."""
-    found, problems = {}, []
+def timestamp_problem(folder: Path) -> str | None:
+    """Why nbgrader cannot read ``folder/timestamp.txt`` (None when it can, or there is none)."""
+    path = folder / "timestamp.txt"
+    if not path.is_file():
+        return None
+    expected = "a time such as 2026-01-31 23:59:00.000000 UTC"
+    try:
+        text = path.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return f"timestamp.txt is not readable text (expected {expected})"
+    if not text:
+        return None  # nbgrader takes an empty file as "no time given"
+    from nbgrader.utils import parse_utc  # nbgrader's own parser; imported only when needed
+
+    try:
+        parse_utc(text)
+    except (ValueError, OverflowError, TypeError):
+        return f"timestamp.txt holds {text[:60]!r}, not a time (expected {expected})"
+    return None
+
+
+def submission_problem(folder: Path, exercise: str) -> str | None:
+    """Why the submission in ``submitted/<student>/<exercise>/`` cannot be graded, in one line
+    naming the file (None when it can): an empty folder, a notebook under another name or
+    several, a file that is not a notebook, a timestamp nbgrader cannot read."""
+    expected = f"{exercise}.ipynb"
+    notebook = folder / expected
+    if not notebook.is_file():
+        others = sorted(p.name for p in folder.glob("*.ipynb"))
+        if not any(folder.iterdir()):
+            return f"the folder {folder.name}/ is empty: nothing was handed in"
+        if not others:
+            return f"no notebook handed in: expected {expected}"
+        if len(others) == 1:
+            return f"{others[0]} is not graded: the notebook must be named {expected}"
+        return f"{len(others)} notebooks ({', '.join(others)}) and none named {expected}"
+    try:
+        read_notebook(notebook)
+    except GradingError as err:
+        return str(err).replace(str(notebook), expected)
+    return timestamp_problem(folder)
+
+
+def find_submissions(course: Path, exercise: str) -> tuple[dict[str, Path], dict[str, str]]:
+    """``({student: notebook}, {student: problem})`` under ``submitted/*/<exercise>/``: the
+    submissions that can be graded, and why each of the others cannot."""
+    found, problems = {}, {}
     for folder in sorted((course / "submitted").glob(f"*/{exercise}")):
-        notebook = folder / f"{exercise}.ipynb"
-        if not notebook.is_file():
-            others = sorted(p.name for p in folder.glob("*.ipynb")) or ["no notebook"]
-            problems.append(f"{folder}: expected {notebook.name}, found {', '.join(others)}")
-            continue
-        try:
-            read_notebook(notebook)
-        except GradingError as err:
-            problems.append(str(err))
-            continue
-        found[folder.parent.name] = notebook
-    if problems:
-        raise GradingError("cannot grade these submissions (nothing was graded):\n  "
-                           + "\n  ".join(problems))
-    if not found:
+        student = folder.parent.name
+        problem = submission_problem(folder, exercise)
+        if problem:
+            problems[student] = problem
+        else:
+            found[student] = folder / f"{exercise}.ipynb"
+    if not found and not problems:
         raise GradingError(
             f"no submissions of {exercise} in {course / 'submitted'}: each student's notebook "
             f"goes to submitted/<student>/{exercise}/{exercise}.ipynb"
         )
+    return found, problems
+
+
+def submissions(course: Path, exercise: str) -> dict[str, Path]:
+    """``{student: notebook}`` under ``submitted/*/<exercise>/``; GradingError (nothing graded)
+    if any submission cannot be graded (``autograde --strict``)."""
+    found, problems = find_submissions(course, exercise)
+    if problems:
+        raise GradingError("cannot grade these submissions (nothing was graded):\n  " + "\n  ".join(
+            f"{student}: {problem}" for student, problem in problems.items()))
     return found
+
+
+def read_all_flags(course: Path) -> dict[str, dict[str, list[str]]]:
+    """``{exercise: {student: flags}}``: what autograde flagged in this course."""
+    path = course / FLAGS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_flags(course: Path, exercise: str) -> dict[str, list[str]]:
+    """``{student: flags}`` that autograde recorded for ``exercise`` in this course."""
+    return read_all_flags(course).get(exercise, {})
+
+
+def write_flags(course: Path, exercise: str, flags: dict[str, list[str]]) -> None:
+    """Record the flags of the students in ``flags`` (an empty list clears a student's); the
+    other students' stay as they were."""
+    recorded = read_all_flags(course)
+    mine = recorded.setdefault(exercise, {})
+    for student, student_flags in flags.items():
+        if student_flags:
+            mine[student] = list(student_flags)
+        else:
+            mine.pop(student, None)
+    (course / FLAGS).write_text(json.dumps(recorded, indent=1, sort_keys=True))
 
 
 BATCH = 5  # submissions per nbgrader process: its ~3 s of imports are paid once per batch
@@ -201,7 +272,7 @@ SUBMISSION_DONE = "Setting destination file permissions"  # nbgrader's last line
 
 def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force: bool,
                         unsafe_no_sandbox: bool, cell_timeout: float | None,
-                        graded: Callable[[], None]) -> str | None:
+                        time_budget: float | None, graded: Callable[[], None]) -> str | None:
     """Run ``nbgrader autograde`` with ``selection`` options; None when it ran, else why not.
 
     ``graded()`` is called each time nbgrader finishes a submission.
@@ -209,6 +280,8 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
     args = ["autograde", exercise, *selection]
     if cell_timeout is not None:
         args.append(f"--SandboxedExecute.timeout={float(cell_timeout)}")
+    if time_budget is not None:
+        args.append(f"--SandboxedExecute.time_budget={float(time_budget)}")
     if force:
         args.append("--force")
     if unsafe_no_sandbox:
@@ -232,18 +305,19 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
 
 def autograde_batch(course: Path, exercise: str, students: list[str], force: bool = False,
                     unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
+                    time_budget: float | None = None,
                     graded: Callable[[], None] = lambda: None) -> dict[str, str]:
     """``nbgrader autograde`` some students' submissions in one process; ``{student: problem}``.
 
     Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
     newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
     in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
-    ``cell_timeout`` overrides its seconds per cell. nbgrader stops a whole run at some broken
+    ``cell_timeout`` and ``time_budget`` override its seconds per cell and per submission. nbgrader stops a whole run at some broken
     notebooks, so when a batch reports an error each of its students is graded again alone:
     only the broken submission gets a problem.
     """
     options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
-                   graded=graded)
+                   time_budget=time_budget, graded=graded)
     if len(students) == 1:
         problem = _nbgrader_autograde(course, exercise, [f"--student={students[0]}"], **options)
         return {students[0]: problem} if problem else {}
@@ -260,7 +334,7 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
 
 def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
               jobs: int = 1, unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
-              progress: bool = True) -> dict[str, str]:
+              time_budget: float | None = None, progress: bool = True) -> dict[str, str]:
     """Autograde ``students``' submissions, ``jobs`` batches at a time; ``{student: problem}``.
 
     A submission that cannot be graded (a broken notebook, a duplicated test id) is reported
@@ -288,7 +362,8 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
             return graded
 
         futures = {pool.submit(autograde_batch, course, exercise, batch, force, unsafe_no_sandbox,
-                               cell_timeout, graded_in(i)): i for i, batch in enumerate(batches)}
+                               cell_timeout, time_budget, graded_in(i)): i
+                   for i, batch in enumerate(batches)}
         for future in as_completed(futures):
             problems.update(future.result())
             i = futures[future]

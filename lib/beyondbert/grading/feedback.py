@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from .gradebook import SubmissionResult
+from .gradebook import NOT_GRADED, SubmissionResult
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -25,7 +25,7 @@ th, td {{ border: 1px solid #ccc; padding: .4rem .6rem; text-align: left; vertic
 </style></head>
 <body>
 <h1>{title}</h1>
-<p>Score: <strong>{score} / {max_score}</strong> points.</p>
+{notes}<p>Score: <strong>{score} / {max_score}</strong> points.</p>
 <table>
 <thead><tr><th>test</th><th>result</th><th>points</th><th>message</th></tr></thead>
 <tbody>
@@ -37,8 +37,22 @@ cases the exercise names and run <em>Restart &amp; Run All</em> before you hand 
 """
 
 
+_NOT_GRADED = """<p><strong>Your submission could not be graded</strong>: {reasons}. Hand in
+the notebook you downloaded, saved as a notebook under its original name, and it will be graded
+then. Any scores below are from a submission graded before.</p>
+"""
+_FLAGGED = "<p>Your instructor will look at this submission: {reasons}.</p>\n"
+
+
 def _points(x: float) -> str:
     return f"{x:g}"
+
+
+def student_reason(flag: str) -> str:
+    """A flag as the student reads it: nbgrader's own error log stays with the instructor."""
+    if "nbgrader could not grade it" in flag:
+        return "the grader could not run this notebook"
+    return flag.removeprefix(NOT_GRADED)
 
 
 def feedback_html(exercise: str, result: SubmissionResult) -> str:
@@ -49,9 +63,12 @@ def feedback_html(exercise: str, result: SubmissionResult) -> str:
         rows.append(f'<tr><td>{escape(t.name)}</td><td class="{status}">{status}</td>'
                     f"<td>{_points(t.score)} / {_points(t.max_score)}</td>"
                     f"<td>{escape(t.message)}</td></tr>")
+    reasons = "; ".join(escape(student_reason(flag)) for flag in result.flags)
+    not_graded = any(flag.startswith(NOT_GRADED) for flag in result.flags)
+    notes = (_NOT_GRADED if not_graded else _FLAGGED if reasons else "").format(reasons=reasons)
     return _PAGE.format(title=escape(f"Feedback on {exercise} for {result.student}"),
-                        score=_points(result.score), max_score=_points(result.max_score),
-                        rows="\n".join(rows))
+                        notes=notes, score=_points(result.score),
+                        max_score=_points(result.max_score), rows="\n".join(rows))
 
 
 def write_feedback_pages(course: Path, exercise: str,

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import sqlalchemy
 
-from .course import gradebook_url, has_gradebook
+from .course import gradebook_url, has_gradebook, read_flags
 from .errors import GradingError
+
+NOT_GRADED = "not graded: "  # how the flag of a submission that could not be graded starts
 
 _SCORES = """
 SELECT sa.student_id, cell.name, gc.max_score, g.auto_score, g.manual_score, g.extra_credit
@@ -51,7 +53,7 @@ class TestResult:
 class SubmissionResult:
     """A student's graded submission of one exercise: one :class:`TestResult` per test cell, and
     flags for the instructor (a test cell missing or duplicated, a notebook nbgrader could not
-    grade)."""
+    grade, a file that is not a gradable notebook: that flag starts with ``NOT_GRADED``)."""
 
     student: str
     tests: list[TestResult] = field(default_factory=list)
@@ -107,7 +109,8 @@ def test_messages(notebook: Path) -> dict[str, str]:
 
 
 def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
-    """``{student: SubmissionResult}`` for every graded submission of ``exercise``."""
+    """``{student: SubmissionResult}`` for every graded submission of ``exercise``, with the flags
+    autograde recorded."""
     if not has_gradebook(course):
         raise GradingError(f"no gradebook in {course}: run `beyondbert release` first")
     url = gradebook_url(course)
@@ -127,7 +130,9 @@ def read_results(course: Path, exercise: str) -> dict[str, SubmissionResult]:
         results.setdefault(student, SubmissionResult(student)).tests.append(
             TestResult(name=name, score=float(score), max_score=float(max_score))
         )
+    flags = read_flags(course, exercise)
     for student, result in results.items():
+        result.flags = flags.get(student, [])
         messages = test_messages(course / "autograded" / student / exercise / f"{exercise}.ipynb")
         result.tests = [replace(t, message=messages.get(t.name, "")) if not t.passed else t
                         for t in result.tests]

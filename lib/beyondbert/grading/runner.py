@@ -8,6 +8,7 @@ grader, and only plain data crosses between them. Scores are read back from the 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from . import course as nbg
 from .errors import GradingError
 from .exercises import check_exercise
+from ..sandbox.session import FLAGS_FILE
 from .gradebook import SubmissionResult, TestResult, read_results, test_points
 
 
@@ -27,36 +29,54 @@ def check_sandbox(unsafe_no_sandbox: bool = False) -> None:
         raise GradingError(f"refusing to grade: {problem}")
 
 
+def not_graded(course: Path, exercise: str, student: str, flags: list[str]) -> SubmissionResult:
+    """The result of a submission nbgrader did not grade: 0 on every test, and why."""
+    points = test_points(course / "source" / exercise / f"{exercise}.ipynb")
+    return SubmissionResult(student, [TestResult(test, 0.0, most, "not graded")
+                                      for test, most in points.items()], list(flags))
+
+
+def sandbox_flags(course: Path, exercise: str, student: str) -> list[str]:
+    """What the sandboxed executor flagged while grading ``student`` (forged replies, time
+    budget), from the file it leaves beside the graded notebook."""
+    path = course / "autograded" / student / exercise / FLAGS_FILE
+    try:
+        flags = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(flag) for flag in flags] if isinstance(flags, list) else []
+
+
 def grade_course(course: Path, exercise: str, found: dict[str, Path], force: bool = False,
                  jobs: int = 1, unsafe_no_sandbox: bool = False,
-                 cell_timeout: float | None = None,
+                 cell_timeout: float | None = None, time_budget: float | None = None,
                  progress: bool = True) -> dict[str, SubmissionResult]:
     """Autograde ``{student: submitted notebook}`` of a released exercise; flag what needs a look.
 
     Every student in ``found`` gets a result: one nbgrader could not grade scores 0 on every test
-    and carries a flag that says why.
+    and carries a flag that says why. The flags are recorded in the course (``read_flags``).
     """
     check_sandbox(unsafe_no_sandbox)
     problems = nbg.autograde(course, exercise, sorted(found), force=force, jobs=jobs,
                              unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
-                             progress=progress)
+                             time_budget=time_budget, progress=progress)
     results = read_results(course, exercise)
     source = course / "source" / exercise / f"{exercise}.ipynb"
-    points = test_points(source)
     out = {}
     for student, notebook in sorted(found.items()):
-        result = results.get(student) or SubmissionResult(
-            student, [TestResult(test, 0.0, most, "not graded") for test, most in points.items()])
+        result = results.get(student) or not_graded(course, exercise, student, [])
         result.flags = nbg.submission_flags(source, notebook)
+        result.flags += sandbox_flags(course, exercise, student)
         if student in problems:
             result.flags.append(problems[student])
         out[student] = result
+    nbg.write_flags(course, exercise, {student: r.flags for student, r in out.items()})
     return out
 
 
 def grade_submissions(exercise: str, notebooks: Mapping[str, Path], repo: Path, jobs: int = 1,
                       unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
-                      progress: bool = False,
+                      time_budget: float | None = None, progress: bool = False,
                       keep_course: Path | None = None) -> dict[str, SubmissionResult]:
     """Grade ``{student: notebook}`` against ``exercise`` in a temporary course.
 
@@ -75,7 +95,7 @@ def grade_submissions(exercise: str, notebooks: Mapping[str, Path], repo: Path, 
                  for student, notebook in notebooks.items()}
         results = grade_course(course, exercise, found, force=True, jobs=jobs,
                                unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
-                               progress=progress)
+                               time_budget=time_budget, progress=progress)
     return {student: results[student] for student in notebooks}
 
 

@@ -6,6 +6,7 @@ so a typo never half-writes a course folder or a gradebook.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from . import course as nbg
 from .errors import GradingError
 from .exercises import check_exercise, list_exercises
 from .feedback import write_feedback_pages
-from .gradebook import SubmissionResult, read_results
-from .runner import grade_course
+from .gradebook import NOT_GRADED, SubmissionResult, read_results, test_points
+from .runner import grade_course, not_graded
 
 
 def generate_exercises(repo: Path, names: list[str] | None = None,
@@ -96,37 +97,78 @@ def _released_course(exercise: str, course_dir: Path, repo: Path) -> Path:
 
 
 def autograde(exercise: str, course_dir: Path, repo: Path, force: bool = False,
-              student: str | None = None, jobs: int = 1,
-              unsafe_no_sandbox: bool = False) -> dict[str, SubmissionResult]:
+              student: str | None = None, jobs: int = 1, unsafe_no_sandbox: bool = False,
+              strict: bool = False) -> dict[str, SubmissionResult]:
     """Autograde ``submitted/<student>/<exercise>/`` of a course; return ``{student: result}``.
 
-    All submissions are checked (right file name, readable notebook) before nbgrader runs.
-    ``force`` grades already-graded submissions again; ``student`` limits grading to one;
-    ``jobs`` submissions are graded at a time.
+    Every submission is checked first (right file name, readable notebook, readable
+    ``timestamp.txt``). The gradable ones are graded; each of the others gets a result that is
+    not graded, flagged with the reason, and nothing of that student's in the gradebook changes
+    (``strict``: nothing at all is graded while one is not gradable). ``force`` grades
+    already-graded submissions again; ``student`` limits grading to one; ``jobs`` submissions are
+    graded at a time.
     """
     course = _released_course(exercise, course_dir, repo)
-    found = nbg.submissions(course, exercise)
+    if strict:
+        found, problems = nbg.submissions(course, exercise), {}
+    else:
+        found, problems = nbg.find_submissions(course, exercise)
     if student is not None:
-        if student not in found:
-            raise GradingError(
-                f"no submission of {exercise} by {student!r}; submitted: {', '.join(found)}")
-        found = {student: found[student]}
-    return grade_course(course, exercise, found, force=force, jobs=jobs,
-                        unsafe_no_sandbox=unsafe_no_sandbox)
+        if student not in found and student not in problems:
+            raise GradingError(f"no submission of {exercise} by {student!r}; submitted: "
+                               f"{', '.join(sorted([*found, *problems]))}")
+        found = {s: n for s, n in found.items() if s == student}
+        problems = {s: p for s, p in problems.items() if s == student}
+    results = grade_course(course, exercise, found, force=force, jobs=jobs,
+                           unsafe_no_sandbox=unsafe_no_sandbox) if found else {}
+    if problems:
+        graded_before = read_results(course, exercise)
+        for name, problem in problems.items():
+            result = graded_before.get(name) or not_graded(course, exercise, name, [])
+            result.flags = [NOT_GRADED + problem]
+            results[name] = result
+        nbg.write_flags(course, exercise, {name: results[name].flags for name in problems})
+    return dict(sorted(results.items()))
 
 
 def write_feedback(exercise: str, course_dir: Path, repo: Path) -> list[Path]:
-    """HTML feedback for every graded submission of ``exercise`` (see :mod:`.feedback`)."""
+    """HTML feedback for every graded or flagged submission of ``exercise`` (see
+    :mod:`.feedback`): a submission that could not be graded gets a page saying why."""
     course = _released_course(exercise, course_dir, repo)
     results = read_results(course, exercise)
+    for student, flags in nbg.read_flags(course, exercise).items():
+        if student not in results:
+            results[student] = not_graded(course, exercise, student, flags)
     if not results:
         raise GradingError(f"no graded submissions of {exercise} in {course}: autograde first")
-    return write_feedback_pages(course, exercise, results)
+    return write_feedback_pages(course, exercise, dict(sorted(results.items())))
 
 
 def export_grades(course_dir: Path, output: Path, repo: Path | None = None) -> Path:
-    """Write every grade of the course's gradebook to a CSV file (``nbgrader export``)."""
+    """Write every grade of the course's gradebook to a CSV file (``nbgrader export``), with a
+    ``flags`` column saying why a submission needs a look; a flagged submission that was never
+    graded gets a row too (score 0), so nobody is missing from the sheet."""
     course = nbg.open_course(course_dir, repo)
     if not nbg.has_gradebook(course):
         raise GradingError(f"no gradebook in {course}: release and autograde an exercise first")
-    return nbg.export_csv(course, Path(output))
+    output = nbg.export_csv(course, Path(output))
+    with output.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns, rows = list(reader.fieldnames or []), list(reader)
+    flags = nbg.read_all_flags(course)
+    for row in rows:
+        row["flags"] = "; ".join(flags.get(row["assignment"], {}).get(row["student_id"], []))
+    listed = {(row["assignment"], row["student_id"]) for row in rows}
+    for exercise, students in sorted(flags.items()):
+        source = course / "source" / exercise / f"{exercise}.ipynb"
+        max_score = str(sum(test_points(source).values())) if source.is_file() else ""
+        for student, student_flags in sorted(students.items()):
+            if (exercise, student) not in listed:
+                rows.append(dict.fromkeys(columns, "") | {
+                    "assignment": exercise, "student_id": student, "raw_score": "0.0",
+                    "score": "0.0", "max_score": max_score, "flags": "; ".join(student_flags)})
+    with output.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*columns, "flags"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return output

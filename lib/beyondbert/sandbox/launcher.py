@@ -244,13 +244,15 @@ def sandbox_problem() -> str | None:
     """None when bubblewrap can start a sandbox here, else a message saying what to do."""
     if shutil.which("bwrap") is None:
         return NO_SANDBOX_HELP
+    # --size (a bounded tmpfs) needs bubblewrap 0.5 or newer; an older one fails here, not later
     probe = ["bwrap", "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--dev", "/dev",
-             "--proc", "/proc"]
+             "--proc", "/proc", "--size", str(2**20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     if os.geteuid() != 0:
         probe.append("--unshare-user")
     result = subprocess.run([*probe, "true"], capture_output=True, text=True)
     if result.returncode != 0:
-        return f"bubblewrap is installed but cannot start a sandbox: {result.stderr.strip()}. " + NO_SANDBOX_HELP
+        return (f"bubblewrap is installed but cannot start a sandbox (version 0.5 or newer is "
+                f"needed): {result.stderr.strip()}. " + NO_SANDBOX_HELP)
     return None
 
 
