@@ -2,6 +2,7 @@
 
 ``plaindata`` encodes values (numbers, strings, arrays, tensors — never pickles); ``worker`` runs
 inside the sandbox and executes cells and calls; ``launcher`` starts it under bubblewrap with
-limits on memory, CPU time and processes; ``session`` drives one worker from the trusted side and
-restarts it after a timeout or a crash.
+limits on memory (a cgroup where allowed), files (size-limited tmpfs), CPU time and processes;
+``session`` drives one worker from the trusted side, restarts it after a timeout, a crash or a
+forged reply, and enforces the submission's time budget; ``executor`` is nbgrader's execute step.
 """

@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import io
 import json
+import sys
 import traceback
 from pathlib import Path
 
@@ -52,15 +53,22 @@ HIDDEN_ENAME, HIDDEN_FAILED = "HiddenTestFailed", "a hidden test failed"
 
 
 class StudentFunction:
-    """A callable standing for a function defined in the sandbox; calls go through plain data."""
+    """A callable standing for a function defined in the sandbox; calls go through plain data.
 
-    def __init__(self, session: SandboxSession, name: str, info: dict, timeout: float) -> None:
+    ``before_call()`` runs before each call (the executor notes there whether a hidden test is
+    handing the student's process its inputs).
+    """
+
+    def __init__(self, session: SandboxSession, name: str, info: dict, timeout: float,
+                 before_call=lambda: None) -> None:
         self._session, self._name, self._timeout = session, name, timeout
+        self._before_call = before_call
         self.__name__ = name
         self.__module__ = info.get("module", "")
         self.defined_in_notebook = bool(info.get("defined_in_notebook"))
 
     def __call__(self, *args, **kwargs):
+        self._before_call()
         return self._session.call(self._name, args, kwargs, self._timeout)
 
     def __repr__(self) -> str:
@@ -160,7 +168,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                                   "the modules an exercise asks students to write themselves."
                              ).tag(config=True)
     seed = Integer(0, help="Seed of Python, NumPy and PyTorch on both sides.").tag(config=True)
-    time_budget = Float(300.0, help="Seconds one submission's sandboxed work may take in all "
+    time_budget = Float(600.0, help="Seconds one submission's sandboxed work may take in all "
                         "(cells, calls, restarts and replays); past it the rest is not run and "
                         "the submission is flagged. 0: no budget.").tag(config=True)
     test_modules = List(Unicode(), default_value=list(TEST_MODULES),
@@ -175,7 +183,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         folder = Path(resources.get("metadata", {}).get("path") or ".")
         exercise = resources.get("nbgrader", {}).get("assignment", "")
         trusted: dict = {"__name__": "__grader__"}
-        self._hidden_inputs_sent = False
+        self._hidden_inputs_sent, self._hidden_now = False, set()
         hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
         flags_file = folder / FLAGS_FILE
         flags_file.unlink(missing_ok=True)  # only the grader writes it (a student could hand one in)
@@ -216,7 +224,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             if grader_side is not None:
                 trusted[name] = grader_side
             elif kind in ("function", "callable"):
-                trusted[name] = StudentFunction(session, name, info, self.timeout)
+                trusted[name] = StudentFunction(session, name, info, self.timeout,
+                                                self._note_call)
             elif kind == "data":
                 trusted[name] = info["value"]
             elif kind == "module":
@@ -227,6 +236,15 @@ class SandboxedExecute(NbGraderPreprocessor):
                 trusted.pop(name, None)
                 continue
             from_student.add(name)
+
+    def _note_call(self) -> None:
+        """Before a student function is called: note whether a hidden line of the test cell
+        running now is the caller (directly or through a helper such as ``assert_own_work``)."""
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename != TEST_FILENAME:
+            frame = frame.f_back
+        if frame is None or frame.f_lineno in self._hidden_now:
+            self._hidden_inputs_sent = True
 
     def _run_test(self, cell: NotebookNode, session: SandboxSession, trusted: dict) -> None:
         """Run a test cell here; its outputs say pass/fail and never reveal hidden inputs.
@@ -242,8 +260,6 @@ class SandboxedExecute(NbGraderPreprocessor):
             session.fresh_process()  # the fresh process has seen no hidden input
             self._hidden_inputs_sent = False
             outputs, _ = self._execute_test(cell.source, session, trusted)
-        if _hidden_lines(cell.source):
-            self._hidden_inputs_sent = True
         cell.outputs.extend(outputs)
 
     def _execute_test(self, source: str, session: SandboxSession,
@@ -251,7 +267,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         """Execute one test cell in ``trusted``: its outputs (an error, or what it printed), and
         whether they show anything besides the fixed hidden-test failure."""
         from_student: set[str] = trusted.setdefault("__student_names__", set())
-        hidden = _hidden_lines(source)
+        hidden = self._hidden_now = _hidden_lines(source)
         out = io.StringIO()
         try:
             code = compile(source, TEST_FILENAME, "exec")
