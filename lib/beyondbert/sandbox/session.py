@@ -8,13 +8,15 @@ submission **flagged** (``SandboxSession.flags``) besides failing what they touc
 * a reply that breaks the protocol (too large, too deeply nested, not JSON, wrong fields): only
   student code writing to the worker's channel can send one; the worker is restarted as after a
   crash, and nothing in the reply is used;
-* the submission's total time budget running out (cells, calls, restarts and replays together):
-  the worker is stopped for good, every later cell and call fails at once, and the credit earned
-  before stays.
+* the submission's total time budget running out: the time the grader spends waiting on the
+  student's code (cells, calls, start-ups, restarts and replays together; not the tests' own
+  work) is counted, and past the budget the worker is stopped for good, every later cell and call
+  fails at once, and the credit earned before stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -132,8 +134,9 @@ def _check_description(reply: dict) -> dict:
 class SandboxSession:
     """One student's worker. Use as a context manager; every method returns plain data.
 
-    ``time_budget`` (seconds, None for none) bounds the whole session: every request's time-out
-    is cut to what is left of it, restarts and replays included.
+    ``time_budget`` (seconds, None for none) bounds the time spent waiting on the student's code
+    over the whole session: every request's time-out is cut to what is left of it, restarts and
+    replays included.
     """
 
     def __init__(self, files_from: Path | None, forbidden_modules: tuple[str, ...] = (),
@@ -144,7 +147,7 @@ class SandboxSession:
             raise NoSandbox(problem)
         self.sandboxed = not unsafe_no_sandbox
         self.seed, self.limits, self.time_budget = seed, limits, time_budget
-        self._deadline = None if time_budget is None else time.monotonic() + time_budget
+        self._spent, self._since = 0.0, None  # seconds of student time, and since when now
         self.uid = uid if uid is not None else (65534 if os.geteuid() == 0 else None)
         self.flags: list[str] = []  # what the instructor should know about this submission
         self.out_of_time = False
@@ -248,12 +251,27 @@ class SandboxSession:
         if flag not in self.flags:
             self.flags.append(flag)
 
+    @contextlib.contextmanager
+    def _student_time(self):
+        """Count the time inside as the student's (nested uses count once)."""
+        outermost = self._since is None
+        if outermost:
+            self._since = time.monotonic()
+        try:
+            yield
+        finally:
+            if outermost:
+                self._spent += time.monotonic() - self._since
+                self._since = None
+
     def _deadline_for(self, timeout: float) -> tuple[float, bool]:
         """When a request given ``timeout`` must end, and whether the budget is what ends it."""
-        deadline = time.monotonic() + timeout
-        if self._deadline is not None and self._deadline <= deadline:
-            return self._deadline, True
-        return deadline, False
+        now = time.monotonic()
+        if self.time_budget is not None:
+            left = self.time_budget - self._spent - (now - (self._since or now))
+            if left <= timeout:
+                return now + max(left, 0.0), True
+        return now + timeout, False
 
     def _stop_for_budget(self) -> None:
         self._kill()
@@ -274,6 +292,10 @@ class SandboxSession:
             body = encode_message(message)
         except MalformedMessage as err:
             raise SandboxError("NotPlainData", f"too much to send to the sandbox: {err}") from None
+        with self._student_time():
+            return self._exchange(body, timeout)
+
+    def _exchange(self, body: bytes, timeout: float) -> dict:
         self._boot()
         if self.out_of_time:
             raise SandboxError("TimeBudgetExceeded", f"the submission used its grading time "
