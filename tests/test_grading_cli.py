@@ -12,7 +12,9 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,9 +23,12 @@ import torch
 
 from beyondbert.grading import GradingError, find_repo
 from beyondbert.grading.checks import assert_own_work, library_calls
+from beyondbert.grading.gradebook import test_points
 
 EXERCISE = "01-encoders-and-bert"
 NOTEBOOK = f"{EXERCISE}.ipynb"
+_POINTS = test_points(Path(__file__).resolve().parents[1] / "solutions" / NOTEBOOK)
+TESTS, FULL = list(_POINTS), sum(_POINTS.values())  # the test cells in order, and full marks
 _SCRIPT = Path(sys.executable).parent / "beyondbert"
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "beyondbert.cli"]
 
@@ -97,8 +102,8 @@ def test_autograde_prints_a_score_per_student(round_trip):
     assert step.returncode == 0, step.stderr
     rows = {line.split()[0]: line.split() for line in step.stdout.splitlines()[1:]}
     assert set(rows) == {"alice", "bob"}
-    assert rows["alice"][1:4] == ["17", "17", "-"]
-    assert rows["bob"][1:3] == ["0", "17"] and "test_mean_pool," in rows["bob"]
+    assert rows["alice"][1:4] == [f"{FULL:g}", f"{FULL:g}", "-"]
+    assert rows["bob"][1:3] == ["0", f"{FULL:g}"] and "test_mean_pool," in rows["bob"]
     assert (round_trip.course / "autograded" / "alice" / EXERCISE / NOTEBOOK).is_file()
 
 
@@ -109,8 +114,9 @@ def test_feedback_shows_results_but_no_test_code(round_trip, repo):
              for s in ("alice", "bob")}
     assert all(str(page) in step.stdout for page in pages.values())
     alice, bob = (pages[s].read_text() for s in ("alice", "bob"))
-    assert "Score: <strong>17 / 17</strong>" in alice and 'class="failed"' not in alice
-    assert "Score: <strong>0 / 17</strong>" in bob and bob.count('class="failed"') == 7
+    assert f"Score: <strong>{FULL:g} / {FULL:g}</strong>" in alice and 'class="failed"' not in alice
+    assert f"Score: <strong>0 / {FULL:g}</strong>" in bob
+    assert bob.count('class="failed"') == len(TESTS)
     assert "NotImplementedError" in bob  # the message of a failed visible test
     solution = (repo / "solutions" / NOTEBOOK).read_text()
     for secret in ("assert_own_work", "reference_mean_pool", "BEGIN HIDDEN TESTS"):
@@ -123,25 +129,25 @@ def test_export_writes_one_csv_row_per_student(round_trip):
     rows = read_csv(round_trip.work / "grades.csv")
     assert set(rows) == {"alice", "bob"}
     for row in rows.values():
-        assert row["assignment"] == EXERCISE and float(row["max_score"]) == 17
-    assert float(rows["alice"]["score"]) == 17
+        assert row["assignment"] == EXERCISE and float(row["max_score"]) == FULL
+    assert float(rows["alice"]["score"]) == FULL
     assert float(rows["bob"]["score"]) == 0
 
 
 def test_regrading_needs_force_and_replaces_the_old_score(round_trip):
     skipped = round_trip.steps["no_force"]
     assert skipped.returncode == 0, skipped.stderr
-    assert ["bob", "0", "17"] in [line.split()[:3] for line in skipped.stdout.splitlines()]
+    assert ["bob", "0", f"{FULL:g}"] in [line.split()[:3] for line in skipped.stdout.splitlines()]
     step = round_trip.steps["regrade"]
     assert step.returncode == 0, step.stderr
-    assert [line.split()[:3] for line in step.stdout.splitlines()[1:]] == [["bob", "17", "17"]]
+    assert [line.split()[:3] for line in step.stdout.splitlines()[1:]] == [
+        ["bob", f"{FULL:g}", f"{FULL:g}"]]
     assert round_trip.steps["export_again"].returncode == 0
     rows = read_csv(round_trip.work / "grades-after-regrade.csv")
-    assert float(rows["bob"]["score"]) == 17 and float(rows["alice"]["score"]) == 17
+    assert float(rows["bob"]["score"]) == FULL and float(rows["alice"]["score"]) == FULL
 
 
-def test_a_broken_submission_stops_autograde_before_the_gradebook_is_touched(
-        round_trip, tmp_path):
+def test_strict_refuses_to_grade_anything_while_one_submission_is_broken(round_trip, tmp_path):
     course = tmp_path / "course"
     shutil.copytree(round_trip.course, course)
     before = (course / "gradebook.db").read_bytes()
@@ -151,10 +157,11 @@ def test_a_broken_submission_stops_autograde_before_the_gradebook_is_touched(
     misnamed = course / "submitted" / "dave" / EXERCISE / "my-answers.ipynb"
     misnamed.parent.mkdir(parents=True)
     shutil.copyfile(round_trip.released, misnamed)
-    step = beyondbert("autograde", EXERCISE, "--course", course, "--force", cwd=tmp_path)
+    step = beyondbert("autograde", EXERCISE, "--course", course, "--force", "--strict",
+                      cwd=tmp_path)
     assert step.returncode == 2
     assert "carol" in step.stderr and "not a readable notebook" in step.stderr
-    assert "my-answers.ipynb" in step.stderr and f"expected {NOTEBOOK}" in step.stderr
+    assert "dave: my-answers.ipynb is not graded" in step.stderr and NOTEBOOK in step.stderr
     assert (course / "gradebook.db").read_bytes() == before
     assert not (course / "autograded" / "carol").exists()
 
@@ -165,9 +172,8 @@ def test_grade_one_file_as_json(repo, tmp_path):
     assert step.returncode == 0, step.stderr
     result = json.loads(step.stdout)  # stdout holds the JSON only
     assert set(result) == {"score", "max_score", "flags", "tests"} and result["flags"] == []
-    assert result["score"] == result["max_score"] == 17
-    assert [t["name"] for t in result["tests"]][:2] == ["test_attention_shapes",
-                                                        "test_attention_masking"]
+    assert result["score"] == result["max_score"] == FULL
+    assert [t["name"] for t in result["tests"]] == TESTS
     for test in result["tests"]:
         assert set(test) == {"name", "score", "max_score", "passed", "message"}
         assert test["passed"] is True and test["score"] == test["max_score"] > 0
@@ -259,7 +265,7 @@ def test_without_a_sandbox_grading_is_refused_unless_the_instructor_opts_out(rep
     step = subprocess.run([*grade, "--unsafe-no-sandbox", "--json"], cwd=tmp_path,
                           capture_output=True, text=True, env=no_bwrap)
     assert step.returncode == 0, step.stderr
-    assert json.loads(step.stdout)["score"] == 17
+    assert json.loads(step.stdout)["score"] == FULL
 
 
 def test_jobs_must_be_positive(round_trip, tmp_path):
@@ -309,3 +315,138 @@ def test_assert_own_work_tells_own_code_from_the_library():
     with pytest.raises(AssertionError, match="calls the course library"):
         assert_own_work(_wrapped_mean, hidden, mask)
     assert "beyondbert.pooling.mean_pool" in library_calls(_wrapped_mean, hidden, mask)
+
+
+# ------------------------------------------- a class with broken submissions (issue 16)
+GOOD = {"ann": "solution", "ben": "student version", "cara": "solution", "dan": "student version",
+        "eve": "solution", "fay": "student version", "gus": "solution"}
+# The broken ones: the words their flag must hold (student, file, reason).
+BROKEN = {"hal": f"{NOTEBOOK} is not a readable notebook",
+          "ivy": f"my-answers.ipynb is not graded: the notebook must be named {NOTEBOOK}",
+          "jon": "timestamp.txt holds 'handed in on Friday', not a time",
+          "kim": "the folder 01-encoders-and-bert/ is empty",
+          "lee": f"2 notebooks (copy.ipynb, draft.ipynb) and none named {NOTEBOOK}"}
+
+
+def hand_in_broken(course: Path, released: Path) -> None:
+    folders = {s: course / "submitted" / s / EXERCISE for s in BROKEN}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    (folders["hal"] / NOTEBOOK).write_text('{"cells": [')  # cut off: not JSON
+    shutil.copyfile(released, folders["ivy"] / "my-answers.ipynb")
+    shutil.copyfile(released, folders["jon"] / NOTEBOOK)
+    (folders["jon"] / "timestamp.txt").write_text("handed in on Friday")
+    for name in ("draft.ipynb", "copy.ipynb"):
+        shutil.copyfile(released, folders["lee"] / name)
+
+
+def class_run(work: Path, repo: Path) -> dict:
+    """Release, hand in 7 good and 5 broken submissions, autograde, export, feedback; then hal
+    hands in a fixed notebook and autograde runs again. Also grade each good notebook alone."""
+    from beyondbert.grading.gradebook import read_results
+
+    course = work / "course"
+    beyondbert("release", EXERCISE, "--course", course, cwd=work)
+    released = course / "release" / EXERCISE / NOTEBOOK
+    notebooks = {"solution": repo / "solutions" / NOTEBOOK, "student version": released}
+    for student, kind in GOOD.items():
+        place(course, student, notebooks[kind])
+    hand_in_broken(course, released)
+    start = time.perf_counter()
+    steps = {"autograde": beyondbert("autograde", EXERCISE, "--course", course, "--jobs", "2",
+                                     cwd=work)}
+    seconds = time.perf_counter() - start
+    steps["export"] = beyondbert("export", "--course", course, "--output", work / "grades.csv",
+                                 cwd=work)
+    steps["feedback"] = beyondbert("feedback", EXERCISE, "--course", course, cwd=work)
+    graded = {s: r.as_dict() for s, r in read_results(course, EXERCISE).items()}
+    before = gradebook_rows(course)
+    place(course, "hal", notebooks["solution"])  # hal fixes the file, handed in later
+    (course / "submitted" / "hal" / EXERCISE / "timestamp.txt").write_text(
+        datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    steps["after_fix"] = beyondbert("autograde", EXERCISE, "--course", course, "--jobs", "2",
+                                    cwd=work)
+    alone = {kind: json.loads(beyondbert("grade", notebook, "--exercise", EXERCISE, "--json",
+                                         cwd=work).stdout) for kind, notebook in notebooks.items()}
+    return {"course": str(course), "seconds": seconds, "graded": graded, "alone": alone,
+            "before_fix": before, "after_fix": gradebook_rows(course),
+            "steps": {name: {"returncode": step.returncode, "stdout": step.stdout,
+                             "stderr": step.stderr} for name, step in steps.items()}}
+
+
+def gradebook_rows(course: Path) -> list[list]:
+    """Every (student, submission time, test, score) in the gradebook, sorted."""
+    import sqlite3
+
+    db = sqlite3.connect(f"{(course / 'gradebook.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return sorted(map(list, db.execute(
+            "SELECT sa.student_id, sa.timestamp, g.cell_id, g.auto_score FROM grade AS g "
+            "JOIN submitted_notebook AS sn ON g.notebook_id = sn.id "
+            "JOIN submitted_assignment AS sa ON sn.assignment_id = sa.id")))
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def a_class(run_once, repo):
+    done = run_once("class-run", lambda work: class_run(work, repo))
+    done["steps"] = {name: SimpleNamespace(**step) for name, step in done["steps"].items()}
+    return SimpleNamespace(**done)
+
+
+def test_autograde_grades_every_good_submission_and_flags_each_broken_one(a_class):
+    step = a_class.steps["autograde"]
+    assert step.returncode == 1, step.stderr  # 1: something is flagged
+    rows = {line.split()[0]: line.split() for line in step.stdout.splitlines()[1:]
+            if not line.startswith("FLAGGED")}
+    for student, kind in GOOD.items():
+        expected = FULL if kind == "solution" else 0
+        assert rows[student][1:3] == [f"{expected:g}", f"{FULL:g}"], rows[student]
+    flagged = [line for line in step.stdout.splitlines() if line.startswith("FLAGGED")]
+    assert len(flagged) == len(BROKEN)  # one line each
+    for student, words in BROKEN.items():
+        assert any(line.startswith(f"FLAGGED {student}: not graded: ") and words in line
+                   for line in flagged), (student, flagged)
+    assert "Traceback" not in step.stdout + step.stderr
+    assert set(a_class.graded) == set(GOOD)  # nothing of the broken ones reached the gradebook
+
+
+def test_each_good_submission_is_graded_as_when_graded_alone(a_class):
+    for student, kind in GOOD.items():
+        in_class = a_class.graded[student]
+        alone = a_class.alone[kind]
+        assert [(t["name"], t["score"], t["message"]) for t in in_class["tests"]] == \
+            [(t["name"], t["score"], t["message"]) for t in alone["tests"]], student
+
+
+def test_flagged_submissions_are_in_the_export_and_get_feedback(a_class):
+    assert a_class.steps["export"].returncode == 0, a_class.steps["export"].stderr
+    rows = read_csv(Path(a_class.course).parent / "grades.csv")
+    assert set(rows) == set(GOOD) | set(BROKEN)
+    for student, words in BROKEN.items():
+        assert float(rows[student]["score"]) == 0 and words in rows[student]["flags"]
+        assert float(rows[student]["max_score"]) == FULL
+    assert all(rows[student]["flags"] == "" for student in GOOD)
+    assert a_class.steps["feedback"].returncode == 0, a_class.steps["feedback"].stderr
+    for student, words in BROKEN.items():
+        page = (Path(a_class.course) / "feedback" / student / EXERCISE /
+                f"{EXERCISE}.html").read_text()
+        assert "could not be graded" in page and escape(words) in page, student
+
+
+def test_a_fixed_file_is_graded_on_the_next_run_and_nobody_else_changes(a_class):
+    step = a_class.steps["after_fix"]
+    assert step.returncode == 1  # the four others are still flagged
+    rows = {line.split()[0]: line.split() for line in step.stdout.splitlines()[1:]
+            if not line.startswith("FLAGGED")}
+    assert rows["hal"][1:4] == [f"{FULL:g}", f"{FULL:g}", "-"]
+    assert not any(line.startswith("FLAGGED hal") for line in step.stdout.splitlines())
+    others = [row for row in a_class.after_fix if row[0] != "hal"]
+    assert others == a_class.before_fix and len(others) == len(GOOD) * len(TESTS)
+    assert len(a_class.after_fix) == len(others) + len(TESTS)
+
+
+def test_the_class_run_time_is_recorded(a_class):
+    assert 0 < a_class.seconds < 3600
+    print(f"class of {len(GOOD) + len(BROKEN)} graded in {a_class.seconds:.0f} s")
