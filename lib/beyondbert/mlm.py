@@ -349,3 +349,81 @@ def pretrain(
     history["seconds"] = [seconds]
     history["steps_per_second"] = [steps / seconds if seconds > 0 else math.inf]
     return history
+
+
+def tokenize_documents(tokenizer, texts: Sequence[str]) -> list[list[list[int]]]:
+    """Per document, per sentence (:func:`split_sentences`), the token ids (no special tokens).
+
+    ``tokenizer`` is a ``tokenizers.Tokenizer``.
+    """
+    docs = []
+    for text in texts:
+        sentences = split_sentences(text)
+        docs.append([e.ids for e in tokenizer.encode_batch(sentences, add_special_tokens=False)])
+    return docs
+
+
+def lee_pretraining(recipe: str, tokenizer_json: str, *, encoder: str = "original", dim: int = 64,
+                    layers: int = 2, heads: int = 4, max_len: int = 64, batch_size: int = 32,
+                    steps: int = 400, lr: float = 3e-3, n_train: int = 270, eval_every: int = 50,
+                    seed: int = 0) -> dict:
+    """Pre-train a tiny encoder on gensim's news articles with BERT's or RoBERTa's recipe.
+
+    ``recipe="bert"``: static masking (drawn once), SEGMENT-PAIR inputs with next-sentence
+    prediction, two segment embeddings. ``recipe="roberta"``: dynamic masking, FULL-SENTENCES
+    inputs, no NSP, one segment embedding. ``encoder="original"`` is the post-norm BERT encoder
+    (:mod:`beyondbert.bert`), ``"modern"`` the Transformer++ encoder (:mod:`beyondbert.modern`).
+    The first ``n_train`` articles train; the rest are cut into FULL-SENTENCES blocks whose masks
+    are drawn once (seed 1234), the same held-out test for every recipe.
+
+    Returns ``{"history", "state_dict", "n_parameters", "train_sequences", "eval_masked_tokens"}``.
+    """
+    from tokenizers import Tokenizer
+
+    from .bert import BertConfig, BertEncoder
+    from .modern import ModernEncoder, count_parameters
+    from .seeding import seed_everything
+    from .tokenization import news_corpus
+
+    if recipe not in ("bert", "roberta"):
+        raise ValueError(f"recipe must be 'bert' or 'roberta', got {recipe!r}")
+    if encoder not in ("original", "modern"):
+        raise ValueError(f"encoder must be 'original' or 'modern', got {encoder!r}")
+    if encoder == "modern" and recipe == "bert":
+        raise ValueError("the modern encoder has no segment embeddings: use recipe='roberta'")
+    tok = Tokenizer.from_str(tokenizer_json)
+    cls, sep, pad, mask = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]"))
+    vocab, special = tok.get_vocab_size(), [pad, cls, sep]
+    texts = news_corpus()
+    train_docs, test_docs = tokenize_documents(tok, texts[:n_train]), tokenize_documents(tok, texts[n_train:])
+
+    seed_everything(seed, threads=None)
+    if recipe == "bert":
+        pairs = nsp_pairs(train_docs, max_len, random.Random(seed))
+        data = encode_segments([(a, b) for a, b, _ in pairs], max_len, cls, sep, pad)
+        data["next_sentence_label"] = torch.tensor([label for _, _, label in pairs])
+    else:
+        blocks = full_sentences(train_docs, max_len, sep)
+        data = encode_segments([(b,) for b in blocks], max_len, cls, sep, pad)
+        del data["token_type_ids"]
+    batches = MaskedBatches(data, batch_size, special, mask, vocab,
+                            masking="static" if recipe == "bert" else "dynamic", seed=seed)
+
+    test = encode_segments([(b,) for b in full_sentences(test_docs, max_len, sep)], max_len, cls, sep, pad)
+    del test["token_type_ids"]
+    test["input_ids"], test["labels"] = mask_tokens(test["input_ids"], special, mask, vocab,
+                                                    generator=torch.Generator().manual_seed(1234))
+    test_batches = [{k: v[i:i + 64] for k, v in test.items()} for i in range(0, len(test["input_ids"]), 64)]
+
+    if encoder == "original":
+        cfg = BertConfig(vocab_size=vocab, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
+                         intermediate_size=4 * dim, max_position_embeddings=max_len,
+                         type_vocab_size=2 if recipe == "bert" else 1, pad_token_id=pad)
+        body = BertEncoder(cfg)
+    else:
+        body = ModernEncoder(vocab, dim, layers, heads, max_len, pad_token_id=pad)
+    model = init_weights(MaskedLM(body, dim, nsp=recipe == "bert"))
+    history = pretrain(model, batches, steps, lr=lr, evaluate=lambda m: evaluate_mlm(m, test_batches),
+                       eval_every=eval_every, desc=f"{recipe} recipe, {encoder} encoder")
+    return {"history": history, "state_dict": model.state_dict(), "n_parameters": count_parameters(model),
+            "train_sequences": len(batches), "eval_masked_tokens": history["eval"][-1][1]["masked_tokens"]}
