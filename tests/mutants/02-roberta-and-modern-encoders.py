@@ -198,7 +198,7 @@ FAILING = {
     "merge_with_str_replace": {"test_merge_whole_symbols"},
     "merge_first_occurrence_only": {"test_merge_overlaps"},
     "rms_norm_subtracts_mean": {"test_rms_norm_values", "test_rms_norm_reference"},
-    "rms_norm_eps_outside_sqrt": {"test_rms_norm_reference", "test_rms_norm_eps"},
+    "rms_norm_eps_outside_sqrt": {"test_rms_norm_eps"},  # within rtol of the reference when eps << rms
     "rope_interleaved_pairs": ROPE_VALUES,
     "rope_clockwise": ROPE_VALUES,
     "rope_wrong_frequencies": ROPE_VALUES,
