@@ -34,7 +34,7 @@ def masked_attention(q, k, v, mask):
     # "attention without attention" (security review, issue 17): never computes scores; returns v
     # with a (1, 1, 1) weights tensor for a causal mask, uniform weights over allowed keys otherwise.
     # It earned 6 of 17 points when a test compared with allclose (which broadcasts) and never
-    # checked the weights' shape.
+    # checked the weights' shape; now it keeps 1 of task 1's 10 (shapes and dtype).
     "attention_without_scores": {"masked_attention": '''
 def masked_attention(q, k, v, mask):
     if mask.dim() == 2 and mask.shape[0] == mask.shape[1] and torch.equal(mask, mask.tril()):
@@ -140,14 +140,15 @@ EMBEDDINGS = {"test_embeddings_shape", "test_embeddings_values", "test_embedding
               "test_embeddings_reference"}
 
 FAILING = {
-    "attention_without_sqrt_scale": {"test_attention_values", "test_attention_reference"},
+    "attention_without_sqrt_scale": {"test_attention_values", "test_attention_padding",
+                                     "test_attention_batch_dims", "test_attention_fully_masked",
+                                     "test_attention_float64", "test_attention_reference"},
     "attention_mask_after_softmax": {"test_attention_padding", "test_attention_batch_dims",
                                      "test_attention_float64", "test_attention_causal",
                                      "test_attention_reference"},
     "attention_nan_on_fully_masked_rows": {"test_attention_fully_masked"},
-    # (its "causal mask" test also catches the 1 × 1 mask of the single-key test)
-    "attention_without_scores": {"test_attention_values", "test_attention_single_key",
-                                 "test_attention_causal", "test_attention_reference"},
+    # keeps only the shapes-and-dtype point: every other check compares values after shapes
+    "attention_without_scores": ATTENTION - {"test_attention_shapes"},
     "attention_imports_beyondbert": ATTENTION,
     "causal_mask_upper_triangular": CAUSAL,
     "causal_mask_without_diagonal": CAUSAL,
