@@ -37,6 +37,7 @@ c.SandboxedExecute.forbidden_modules = {
     "04-search": ["beyondbert.retrieval", "beyondbert.embedding_quantization"],
     "05-finetuning-distillation-lora": ["beyondbert.distillation", "beyondbert.lora"],
     "06-quantization": ["beyondbert.quantization"],
+    "07-decoders-and-rlhf": ["beyondbert.gpt", "beyondbert.rlhf"],
 }
 
 # What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.
