@@ -122,6 +122,14 @@ def _fmt(x: float | None, unit: str = "") -> str:
     return f"{x:.4g} {unit}".strip()
 
 
+# Sphinx turns straight quotes and dashes into typographic ones in titles ("smart quotes").
+_PLAIN = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def _title_key(title: str) -> str:
+    return " ".join(title.translate(_PLAIN).split())
+
+
 def _section_index(app: Sphinx) -> dict[tuple[str, str], tuple[str, str]]:
     """``{(chapter, section title): (docname, anchor)}`` of every heading on the chapter pages."""
     index = {}
@@ -132,7 +140,8 @@ def _section_index(app: Sphinx) -> dict[tuple[str, str], tuple[str, str]]:
         for section in app.env.get_doctree(docname).findall(nodes.section):
             title = section.next_node(nodes.title)
             if title is not None and section["ids"]:
-                index.setdefault((parts[1], title.astext()), (docname, section["ids"][0]))
+                index.setdefault((parts[1], _title_key(title.astext())),
+                                 (docname, section["ids"][0]))
     return index
 
 
@@ -145,7 +154,7 @@ class _Links:
     def paragraph(self, chapter: str, name: str, row: dict) -> nodes.paragraph:
         text = row.get("label") or name
         para = nodes.paragraph()
-        target = self.index.get((chapter, row.get("section") or ""))
+        target = self.index.get((chapter, _title_key(row.get("section") or "")))
         if target is None:
             if row.get("section"):
                 logger.warning(f"results: {chapter}/{name} names section {row['section']!r}, "
