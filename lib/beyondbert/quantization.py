@@ -228,7 +228,8 @@ def _check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
 
 def _per_axis(param: torch.Tensor | float, x: torch.Tensor, axis: int | None,
               name: str) -> torch.Tensor:
-    """``param`` as a tensor that broadcasts against ``x``: a scalar, or one value per channel."""
+    """``param`` as a tensor that broadcasts against ``x``: a scalar, or one value per channel
+    (a 0-d per-channel parameter is shared by every channel)."""
     p = torch.as_tensor(param)
     if axis is None:
         if p.numel() != 1:
@@ -238,6 +239,8 @@ def _per_axis(param: torch.Tensor | float, x: torch.Tensor, axis: int | None,
     if not -x.dim() <= axis < x.dim():
         raise ValueError(f"axis {axis} is out of range for a tensor with {x.dim()} dimensions")
     axis = axis % x.dim()
+    if p.dim() == 0:  # one number shared by every channel (e.g. zero-point 0)
+        return p
     if tuple(p.shape) != (x.shape[axis],):
         raise ValueError(f"per-channel {name} must have shape ({x.shape[axis]},) (one per entry "
                          f"of axis {axis}), got {tuple(p.shape)}")
