@@ -115,10 +115,10 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha
     # merge without the alpha / r scale
     "lora_merge_without_scale": {"lora": _lora(**{
         "return weight + (alpha / A.shape[0]) * (B @ A)": "return weight + B @ A"})},
-    # merge in place: the frozen weight passed in is changed
-    "lora_merge_in_place": {"lora": _lora(**{
-        "return weight + (alpha / A.shape[0]) * (B @ A)":
-        "weight += (alpha / A.shape[0]) * (B @ A)\n    return weight"})},
+    # scales by alpha but forgets to divide by the rank
+    "lora_merge_scale_alpha_only": {"lora": _lora(**{
+        "return weight + (alpha / A.shape[0]) * (B @ A)": "return weight + alpha * (B @ A)"})},
+    # (Merging in place cannot be caught by grading: arguments reach the sandbox as copies.)
     # unmerge adds the update a second time
     "lora_unmerge_adds": {"lora": _lora(**{
         "return merged_weight - (alpha / A.shape[0])": "return merged_weight + (alpha / A.shape[0])"})},
@@ -148,7 +148,7 @@ FAILING = {
     "lora_no_rank_check": {"test_lora_init_rank"},
     "lora_forward_scale_inverted": {"test_lora_forward"},
     "lora_merge_without_scale": {"test_lora_merge"},
-    "lora_merge_in_place": {"test_lora_merge"},
+    "lora_merge_scale_alpha_only": {"test_lora_merge"},
     "lora_unmerge_adds": {"test_lora_unmerge"},
     "count_full_delta": {"test_count_one_layer", "test_count_several_layers",
                          "test_count_trainable_head"},
