@@ -305,7 +305,7 @@ def perplexity(model: TinyGPT, data: torch.Tensor, batch: int = 64) -> float:
 
 
 # --------------------------------------------------------------------------- the shared model
-PRETRAIN = {"context": 64, "dim": 128, "n_layers": 2, "n_heads": 4, "steps": 700, "batch": 32,
+PRETRAIN = {"context": 64, "dim": 64, "n_layers": 2, "n_heads": 4, "steps": 400, "batch": 32,
             "lr": 3e-3, "seed": 0, "held_out": 0.1}
 
 
