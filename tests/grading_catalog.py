@@ -83,6 +83,8 @@ class Case:
     exploit: Callable[[Where], str] | None = None            # a cell, placed after "setup"
     fails: set[str] | None = None  # the tests that must fail (all others pass); None: see checks
     flagged: bool = False
+    time_budget: float | None = None  # graded in a run of its own with this time budget
+    broken: Callable[[Path], None] | None = None  # changes its submitted/ folder: not gradable
 
     @property
     def key(self) -> str:
@@ -235,6 +237,104 @@ for _host, _port in (("127.0.0.1", {where.port}), ("10.0.2.2", 80), ("pypi.org",
 if _reached:
     exec({solution_answers(REPO / "solutions" / f"{EXERCISE}.ipynb")["mean_pool"]!r})
 '''
+
+
+# --- issue 17 and 16: forged exception names, module look-alikes, filling memory and disk,
+# stalling, forged replies on the sandbox's channel, and files that cannot be graded.
+ORDER = list(TEST_POINTS)  # the test cells in notebook order
+EARLY = ORDER[2]  # a test near the start: the stalls and forgeries below come after it
+AFTER_EARLY = set(ORDER[ORDER.index(EARLY) + 1:])
+STALL_BUDGET = 90.0  # seconds of student time: the stalling cases are graded with this budget
+
+
+def _cells_after(grade_id: str, *sources: str) -> Callable[[nbformat.NotebookNode], None]:
+    """An edit that puts new code cells right after the cell ``grade_id``."""
+    def edit(nb) -> None:
+        index = nb.cells.index(_cell(nb, grade_id))
+        nb.cells[index + 1:index + 1] = [nbformat.v4.new_code_cell(s.strip("\n")) for s in sources]
+    return edit
+
+
+def _forge(payload: str) -> str:
+    """A cell that writes ``payload`` (a bytes expression) to the worker's reply channel."""
+    return f"import os, sys\nos.write(int(sys.argv[3]), {payload})"
+
+
+def _submitted_as(*names: str, content: bytes | None = None) -> Callable[[Path], None]:
+    """A change to a submission folder: its notebook under ``names`` (none: an empty folder),
+    or ``content`` written over it."""
+    def change(folder: Path) -> None:
+        notebook = folder / f"{EXERCISE}.ipynb"
+        if content is not None:
+            notebook.write_bytes(content)
+            return
+        data = notebook.read_bytes()
+        for path in folder.iterdir():
+            path.unlink()
+        for name in names:
+            (folder / name).write_bytes(data)
+    return change
+
+
+def _timestamp(text: str) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        (folder / "timestamp.txt").write_text(text)
+    return change
+
+
+LEAK_IN_NAME = '''
+kept = []
+
+def mean_pool(hidden, attention_mask):
+    kept.append(attention_mask.tolist())  # every mask, hidden ones included
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        leak = "LEAK" + repr(hidden.tolist()) + repr(kept)
+        raise type(leak, (Exception,), {})("a hidden test failed")
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''
+LEAK_IN_METACLASS = '''
+seen = []
+
+class Named(type):
+    @property
+    def __name__(cls):  # what type(error).__name__ reads
+        return "LEAK" + repr(seen)
+
+def mean_pool(hidden, attention_mask):
+    if seen:  # kept hidden inputs, in a later visible test's error: in its class's name,
+        # qualname and module, with the fixed text of a hidden failure as its message
+        attributes = {"__str__": lambda self: "a hidden test failed",
+                      "__qualname__": "LEAK" + repr(seen), "__module__": "LEAK" + repr(seen)}
+        raise Named("Leak", (Exception,), attributes)()
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        seen.append(hidden.tolist())
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''
+LEAK_IN_ATTRIBUTES = '''
+def mean_pool(hidden, attention_mask):
+    if hidden.shape[1] > 3:  # only the hidden tests pass longer sequences
+        data = repr(hidden.tolist())
+        error = type("LEAK\\n" + data * 100, (Exception,), {"__str__": lambda self: 1 / 0})(data)
+        error.add_note(data)
+        raise error from ValueError(data)
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''
+STALL_SLEEP = "import time\ntime.sleep(19)  # just under the catalog's 20 s cell limit"
+STALL_BUSY = "import time\nend = time.time() + 15\nwhile time.time() < end:\n    pass"
+CRASH = "import os\nos._exit(1)"
+FILL_TMP = "for i in range(100):  # 100 files of 60 MiB (under the 64 MiB per-file cap)\n" \
+           "    open(f'/tmp/fill{i}', 'wb').write(bytes(60 * 2**20))"
+FILL_HOME = "for i in range(34):\n    open(f'fill{i}', 'wb').write(bytes(60 * 2**20))"
+FILL_ELSEWHERE = "for path in ('/fill', '/dev/shm/fill', '/var/tmp/fill', '/srv/submission/fill'):\n" \
+                 "    try:\n        open(path, 'wb').write(bytes(2**20))\n" \
+                 "    except OSError as error:\n        print(path, type(error).__name__)\n" \
+                 "    else:\n        raise AssertionError(f'wrote {path}')"
+MEMORY_AND_FILES = "hog = bytearray(3686 * 2**20)\nfor i in range(4):\n" \
+                   "    open(f'/tmp/f{i}', 'wb').write(bytes(60 * 2**20))\n" \
+                   "    open(f'h{i}', 'wb').write(bytes(60 * 2**20))"
 
 
 CASES = [
@@ -427,4 +527,69 @@ def bert_embeddings(input_ids, token_type_ids, word_table, position_table, segme
                                  "scaled_dot_product_attention as masked_attention",
              "mean_pool": "from beyondbert.pooling import mean_pool"},
          fails=ATTENTION_TESTS | POOL_TESTS),
+    Case("27a", "an answer that raises an exception whose class *name* carries its hidden inputs "
+         "and the hidden masks it kept", "feedback says only \"a hidden test failed\"",
+         answers={"mean_pool": LEAK_IN_NAME}, fails=POOL_TESTS - VISIBLE_POOL_TESTS),
+    Case("27b", "kept hidden inputs in a later visible test's error: a metaclass `__name__`, "
+         "`__qualname__`, `__module__`, and the hidden failure's text as message",
+         "the later test runs in a fresh process: no hidden input in any message",
+         answers={"mean_pool": LEAK_IN_METACLASS}, fails=AFTER_KEPT_INPUTS),
+    Case("27c", "hidden inputs in an exception's args, notes, cause, a multi-line 100-fold name and "
+         "a `__str__` that raises", "feedback says only \"a hidden test failed\"",
+         answers={"mean_pool": LEAK_IN_ATTRIBUTES}, fails=POOL_TESTS - VISIBLE_POOL_TESTS),
+    Case("28a", "module look-alikes the tests use: `torch = types.ModuleType(\"numpy.f2py.__main__\")`, "
+         "`math` named `torch.utils.bottleneck.__main__`",
+         "the grader imports neither (its tests say so); 0", cells_after={"setup": '''
+import types
+torch = types.ModuleType("numpy.f2py.__main__")
+math = types.ModuleType("torch.utils.bottleneck.__main__")
+'''}, fails=ALL_TESTS),
+    Case("28b", "real modules off the allow-list under names the tests use "
+         "(`import numpy.f2py as torch`, `import this as math`)",
+         "the grader imports neither (its tests say so); 0", cells_after={"setup": '''
+import numpy.f2py as torch
+import this as math
+'''}, fails=ALL_TESTS),
+    Case("29a", "filling `/tmp` (100 files of 60 MiB), the home folder (34 more), and writing to "
+         "`/`, `/dev/shm`, `/var/tmp` and the handed-in files",
+         "those cells fail (tmpfs full, read-only); every test earns credit", edit=_cells_after(
+             EARLY, FILL_TMP, FILL_HOME, FILL_ELSEWHERE), fails=set()),
+    Case("29b", "3.6 GiB of memory, then files in `/tmp` and the home folder on top",
+         "that cell fails at the memory limit; every test earns credit",
+         edit=_cells_after(EARLY, MEMORY_AND_FILES), fails=set()),
+    Case("30a", "cells that sleep just under the cell limit, then crashes that replay them",
+         f"stopped at the time budget ({STALL_BUDGET:g} s here): credit earned before stays; "
+         "flagged", edit=_cells_after(EARLY, *[STALL_SLEEP] * 3, *[CRASH] * 6),
+         fails=AFTER_EARLY, flagged=True, time_budget=STALL_BUDGET),
+    Case("30b", "cells that keep the CPU busy just under the cell limit",
+         f"stopped at the time budget ({STALL_BUDGET:g} s here): credit earned before stays; "
+         "flagged", edit=_cells_after(EARLY, *[STALL_BUSY] * 8),
+         fails=AFTER_EARLY, flagged=True, time_budget=STALL_BUDGET),
+    Case("31a", "a 200 000-deep nested JSON reply written to the worker's reply pipe",
+         "a protocol violation: that process restarts, every test earns credit; flagged",
+         edit=_cells_after(EARLY, _forge(
+             "(400002).to_bytes(8, 'big') + b'[' * 200000 + b'{}' + b']' * 200000")),
+         fails=set(), flagged=True),
+    Case("31b", "other forged replies: a 2**62-byte length, bytes that are not JSON, a JSON list, "
+         "an error whose name is a list", "each a protocol violation: every test earns credit; "
+         "flagged", edit=_cells_after(
+             EARLY, _forge("(2**62).to_bytes(8, 'big')"),
+             _forge("(9).to_bytes(8, 'big') + b'not json!'"),
+             _forge("(6).to_bytes(8, 'big') + b'[1, 2]'"),
+             _forge("(39).to_bytes(8, 'big') + b'{\"ok\": false, \"error\": {\"ename\": [1]}}'")),
+         fails=set(), flagged=True),
+    Case("32a", "a file that is not a notebook (not JSON) under the right name",
+         "not graded, flagged with the reason; the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_submitted_as(content=b"{ this is not a notebook")),
+    Case("32b", "the right notebook under another file name",
+         "not graded, flagged with the reason; the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_submitted_as("my-answers.ipynb")),
+    Case("32c", "two notebooks, neither under the right name",
+         "not graded, flagged with the reason; the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_submitted_as("draft.ipynb", "final (1).ipynb")),
+    Case("32d", "a `timestamp.txt` nbgrader cannot parse",
+         "not graded, flagged naming the file and the format; the class is graded",
+         fails=ALL_TESTS, flagged=True, broken=_timestamp("next Tuesday at noon")),
+    Case("32e", "an empty submission folder", "not graded, flagged; the class is graded",
+         fails=ALL_TESTS, flagged=True, broken=_submitted_as()),
 ]

@@ -18,11 +18,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from beyondbert.grading import grade_submissions
+from beyondbert.grading import autograde, grade_submissions
+from beyondbert.grading.course import submit
 from beyondbert.grading.feedback import feedback_html
 from beyondbert.grading.gradebook import SubmissionResult, TestResult
 from beyondbert.sandbox.session import SandboxSession
-from grading_catalog import CASES, EXERCISE, FULL_MARKS, REPO, Case, Where
+from grading_catalog import CASES, EXERCISE, FULL_MARKS, REPO, STALL_BUDGET, Case, Where
 from notebooks import secret_regions, solution_answers, write_answers
 
 pytestmark = pytest.mark.xdist_group("catalog")
@@ -80,8 +81,25 @@ def submission_times(course: Path) -> dict[str, str]:
         db.close()
 
 
+def gradebook_rows(course: Path) -> list[tuple]:
+    """Every grade and submission time in the course's gradebook, sorted (to compare runs)."""
+    db = sqlite3.connect(f"{(course / 'gradebook.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return sorted(db.execute(
+            "SELECT sa.student_id, sa.timestamp, g.cell_id, g.auto_score, g.manual_score "
+            "FROM grade AS g JOIN submitted_notebook AS sn ON g.notebook_id = sn.id "
+            "JOIN submitted_assignment AS sa ON sn.assignment_id = sa.id"))
+    finally:
+        db.close()
+
+
 def grade_catalog(tmp: Path) -> dict:
-    """Build every case's submission, grade them all, and collect what the checks need."""
+    """Build every case's submission, grade them all, and collect what the checks need.
+
+    Most cases are graded in one course; the stalling ones (``time_budget``) in one of their own
+    with that budget; the ungradable files (``broken``) are then added to the first course and
+    ``autograde`` runs again there, as an instructor would, without ``--force``.
+    """
     course, listener = tmp / "course", Listener()
     where = Where(course=course, port=listener.port)
     student_version = REPO / "exercises" / f"{EXERCISE}.ipynb"
@@ -89,9 +107,21 @@ def grade_catalog(tmp: Path) -> dict:
                    for case in CASES}
     submissions["reference"] = write_answers(student_version, solution_answers(SOLUTION),
                                              tmp / "reference.ipynb")
+    stalling = {c.key for c in CASES if c.time_budget is not None}
+    broken = {c.key: c for c in CASES if c.broken is not None}
     solution_hash = hashlib.sha256(SOLUTION.read_bytes()).hexdigest()
-    results = grade_submissions(EXERCISE, submissions, REPO, jobs=2, cell_timeout=CELL_TIMEOUT,
-                                keep_course=course)
+    results = grade_submissions(EXERCISE, {k: v for k, v in submissions.items()
+                                           if k not in stalling and k not in broken},
+                                REPO, jobs=2, cell_timeout=CELL_TIMEOUT, keep_course=course)
+    results.update(grade_submissions(EXERCISE, {k: submissions[k] for k in stalling}, REPO,
+                                     jobs=2, cell_timeout=CELL_TIMEOUT,
+                                     time_budget=STALL_BUDGET))
+    before = gradebook_rows(course)
+    for key, case in broken.items():
+        case.broken(submit(course, EXERCISE, key, submissions[key]).parent)
+    again_in_course = autograde(EXERCISE, course, REPO, jobs=2)
+    results.update({key: again_in_course[key] for key in broken})
+    others_unchanged = gradebook_rows(course) == before  # no broken one was ever graded
     again = {jobs: grade_submissions(EXERCISE, {k: submissions[k] for k in AGAIN}, REPO,
                                      jobs=jobs, cell_timeout=CELL_TIMEOUT) for jobs in (1, 2)}
     collected = {student: (course / "submitted" / student / EXERCISE / "timestamp.txt").read_text()
@@ -100,6 +130,7 @@ def grade_catalog(tmp: Path) -> dict:
         "course": str(course),
         "results": {k: r.as_dict() for k, r in results.items()},
         "again": {str(jobs): {k: r.as_dict() for k, r in rs.items()} for jobs, rs in again.items()},
+        "others_unchanged": others_unchanged,
         "connections": listener.close(),
         "solution_unchanged": hashlib.sha256(SOLUTION.read_bytes()).hexdigest() == solution_hash,
         "submission_times": submission_times(course),
@@ -195,10 +226,45 @@ def check_deterministic(catalog: dict, case: Case) -> tuple[list[str], str]:
     return ([] if same else ["the three gradings differ"]), "3 gradings identical" if same else ""
 
 
+def check_modules_refused(catalog: dict, case: Case) -> tuple[list[str], str]:
+    messages = " ".join(t["message"] for t in catalog["results"][case.key]["tests"])
+    refused = sorted({m.split("does not import ", 1)[1].split(")", 1)[0]
+                      for m in messages.split("TypeError: ")[1:] if "does not import " in m})
+    problems = [] if refused else [f"no test says the grader refused a module: {messages[:300]!r}"]
+    return problems, f"tests say: the grader does not import {', '.join(refused)}"
+
+
+def check_flag(words: str, note: str):
+    def check(catalog: dict, case: Case) -> tuple[list[str], str]:
+        flags = catalog["results"][case.key]["flags"]
+        problems = [] if any(words in flag for flag in flags) else [
+            f"no flag says {words!r}: {flags!r}"]
+        if case.broken is not None and not catalog["others_unchanged"]:
+            problems.append("the other students' grades changed when autograde ran again")
+        return problems, note
+    return check
+
+
 EXTRA_CHECKS = {"08": check_points_from_record, "09": check_duplicate_flagged,
                 "18": check_tamper_failed, "19": check_environment, "20": check_no_leak,
                 "20b": check_no_leak, "20c": check_no_leak,
-                "21": check_timestamp, "22": check_network, "23": check_deterministic}
+                "21": check_timestamp, "22": check_network, "23": check_deterministic,
+                "27a": check_no_leak, "27b": check_no_leak, "27c": check_no_leak,
+                "28a": check_modules_refused, "28b": check_modules_refused,
+                "30a": check_flag("time budget", "flag: the time budget ran out"),
+                "30b": check_flag("time budget", "flag: the time budget ran out"),
+                "31a": check_flag("malformed message", "flag: a forged reply"),
+                "31b": check_flag("malformed message", "flag: a forged reply"),
+                "32a": check_flag("is not a readable notebook", "flag: not a readable notebook; "
+                                  "the others' grades unchanged"),
+                "32b": check_flag("my-answers.ipynb is not graded: the notebook must be named",
+                                  "flag: the file name; the others' grades unchanged"),
+                "32c": check_flag("2 notebooks (draft.ipynb, final (1).ipynb) and none named",
+                                  "flag: several notebooks; the others' grades unchanged"),
+                "32d": check_flag("timestamp.txt holds 'next Tuesday at noon', not a time",
+                                  "flag: the timestamp; the others' grades unchanged"),
+                "32e": check_flag("is empty: nothing was handed in",
+                                  "flag: an empty folder; the others' grades unchanged")}
 
 
 def judge(catalog: dict, case: Case) -> tuple[list[str], str]:
