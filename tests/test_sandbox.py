@@ -42,6 +42,8 @@ def test_plain_data_round_trip_keeps_types_and_values():
     assert isinstance(back["tensor"], torch.Tensor) and back["tensor"].dtype == torch.float64
     assert torch.equal(back["tensor"], value["tensor"])
     assert math.isnan(from_plain(to_plain(float("nan"))))
+    scalar = from_plain(to_plain(torch.tensor(2.5)))  # a loss: 0-d stays 0-d, not shape (1,)
+    assert scalar.shape == () and scalar.item() == 2.5
 
 
 class AlwaysEqual:

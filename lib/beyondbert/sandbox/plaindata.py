@@ -46,7 +46,8 @@ def _array_payload(array: np.ndarray) -> str:
     if array.dtype.kind not in _ARRAY_KINDS or array.dtype.hasobject:
         raise NotPlainData(f"arrays must be numeric or bool, got dtype {array.dtype}")
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # np.ascontiguousarray turns a 0-d array (a loss, a mean) into shape (1,): keep 0-d as is
+    np.save(buffer, array if array.ndim == 0 else np.ascontiguousarray(array), allow_pickle=False)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
