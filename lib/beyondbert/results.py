@@ -7,6 +7,7 @@ number each one reproduces, when there is one).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -58,9 +59,15 @@ def record(
                          f"go together; got published={published!r}, source={source!r}")
     path = results_dir() / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(path.read_text()) if path.exists() else {}
-    rows[name] = {"value": value, "unit": unit, "label": label, "section": section,
-                  "published": published, "source": source, "setting": setting,
-                  "our_setting": our_setting}
-    path.write_text(json.dumps(rows, indent=2, sort_keys=True))
+    # Pages of one chapter may execute at the same time: read, change and write under a lock.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(path.read_text()) if path.exists() else {}
+        rows[name] = {"value": value, "unit": unit, "label": label, "section": section,
+                      "published": published, "source": source, "setting": setting,
+                      "our_setting": our_setting}
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(rows, indent=2, sort_keys=True))
+        partial.replace(path)
     return value
+
