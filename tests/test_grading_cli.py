@@ -23,11 +23,11 @@ import torch
 
 from beyondbert.grading import GradingError, find_repo
 from beyondbert.grading.checks import assert_own_work, library_calls
-from beyondbert.grading.gradebook import test_points
+from beyondbert.grading.gradebook import test_points as points_of  # not a test of its own
 
 EXERCISE = "01-encoders-and-bert"
 NOTEBOOK = f"{EXERCISE}.ipynb"
-_POINTS = test_points(Path(__file__).resolve().parents[1] / "solutions" / NOTEBOOK)
+_POINTS = points_of(Path(__file__).resolve().parents[1] / "solutions" / NOTEBOOK)
 TESTS, FULL = list(_POINTS), sum(_POINTS.values())  # the test cells in order, and full marks
 _SCRIPT = Path(sys.executable).parent / "beyondbert"
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "beyondbert.cli"]
