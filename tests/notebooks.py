@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -52,3 +53,46 @@ def secret_regions(source: str) -> tuple[list[str], list[str]]:
         else:
             (inside if depth else outside).append(line.strip())
     return inside, outside
+
+
+# The catalog's generic attacks, applied to any exercise: every name an answer cell defines
+# becomes an object that equals anything, and the assertion helpers tests use are patched out.
+GENERIC_ATTACK = """\
+import numpy, torch
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):
+        return self
+
+
+torch.testing.assert_close = lambda *args, **kwargs: None
+numpy.testing.assert_allclose = lambda *args, **kwargs: None
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+"""
+
+
+def defined_names(source: str) -> list[str]:
+    """Top-level functions, classes and assigned names of an answer cell."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def generic_attack_answers(solution: Path) -> dict[str, str]:
+    """``{grade_id: source}``: each answer cell patches the asserts and answers with
+    always-equal objects under the names the solution defines."""
+    return {gid: GENERIC_ATTACK + "\n".join(f"{name} = AlwaysEqual()"
+                                             for name in defined_names(source))
+            for gid, source in solution_answers(solution).items()}

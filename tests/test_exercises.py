@@ -16,8 +16,8 @@ import pytest
 
 from beyondbert.grading import generate_exercises, grade_submissions, list_exercises
 from beyondbert.grading.gradebook import graded_cells
-from notebooks import (MARKERS, answer_cells, nbgrader_meta, secret_regions, solution_answers,
-                       write_answers)
+from notebooks import (MARKERS, answer_cells, generic_attack_answers, nbgrader_meta,
+                       secret_regions, solution_answers, write_answers)
 
 REPO = Path(__file__).resolve().parents[1]
 EXERCISES = list_exercises(REPO)
@@ -53,6 +53,8 @@ def grade_exercise(exercise: str, tmp: Path) -> dict:
         "student_version": student_version,
         "filled_in": write_answers(student_version, answers, tmp / "filled_in.ipynb"),
     }
+    submissions["generic_attacks"] = write_answers(student_version, generic_attack_answers(solution),
+                                                   tmp / "generic_attacks.ipynb")
     mutants, _ = load_mutants(exercise)
     for name, replacement in mutants.items():
         submissions[f"mutant-{name}"] = write_answers(student_version, dict(answers, **replacement),
@@ -114,6 +116,14 @@ def test_untouched_student_version_gets_zero(graded, exercise):
     result = graded(exercise)["results"]["student_version"]
     assert result["score"] == 0 and result["max_score"] >= 10
     assert len(failed(result)) == len(result["tests"])
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_generic_attacks_score_zero(graded, exercise):
+    """Always-equal objects under every answer's names, with the assertion helpers patched out."""
+    result = graded(exercise)["results"]["generic_attacks"]
+    assert result["score"] == 0, f"the generic attacks earned {result['score']}: " + ", ".join(
+        t["name"] for t in result["tests"] if t["passed"])
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
