@@ -209,11 +209,12 @@ def _other_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes
         others = [(n, r) for n, r in sorted(figures.items()) if r.get("published") is None]
         if not others:
             continue
-        body = [[links.paragraph(chapter, n, r), _fmt(r["value"]), r.get("unit") or ""]
-                for n, r in others]
+        body = [[links.paragraph(chapter, n, r), _fmt(r["value"]), r.get("unit") or "",
+                 r.get("our_setting") or ""] for n, r in others]
         out.append(nodes.raw("", f"<details class=\"results-chapter\"><summary>Chapter {chapter}: "
                                  f"{len(others)} figures</summary>", format="html"))
-        out.append(_table(["figure", "measured", "unit"], [60, 20, 20], body, ["results-other"]))
+        out.append(_table(["figure", "measured", "unit", "setting"], [45, 15, 15, 25], body,
+                          ["results-other"]))
         out.append(nodes.raw("", "</details>", format="html"))
     return out
 
