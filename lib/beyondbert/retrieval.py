@@ -161,7 +161,7 @@ class CrossEncoder:
     def fit(self, pairs: Sequence[tuple[str, str]], labels: Sequence[float], epochs: int = 1,
             batch_size: int = 16, lr: float = 2e-5, progress: bool = True) -> list[float]:
         """Train with binary cross-entropy on the logits; returns the loss of every step."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # text, not a notebook widget (the book is offline)
 
         if len(pairs) != len(labels):
             raise ValueError(f"{len(pairs)} pairs but {len(labels)} labels")
