@@ -7,8 +7,9 @@ into the temporary course folders they build (see lib/beyondbert/grading/course.
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                    LimitOutput, SaveAutoGrades)
+                                    LimitOutput)
 
+from beyondbert.grading.autogrades import SaveAutoGradesAtOnce
 from beyondbert.sandbox.executor import SandboxedExecute
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
@@ -21,9 +22,10 @@ c.Execute.timeout = 120
 c.Execute.startup_timeout = 120
 
 # Autograding runs student code in a bubblewrap sandbox and the test cells in the grader (see
-# lib/beyondbert/sandbox/): nbgrader's own steps, with its Execute replaced by SandboxedExecute.
+# lib/beyondbert/sandbox/): nbgrader's own steps, with its Execute replaced by SandboxedExecute,
+# and its SaveAutoGrades by one that commits each submission's scores at once (not per cell).
 c.Autograde.autograde_preprocessors = [
-    SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGradesAtOnce,
     AssignLatePenalties, CheckCellMetadata,
 ]
 c.SandboxedExecute.timeout = 60  # seconds per cell or per call of a student function

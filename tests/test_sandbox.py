@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from beyondbert.sandbox import launcher
+from beyondbert.sandbox import launcher, warm
 from beyondbert.sandbox import session as session_module
 from beyondbert.sandbox.executor import (HIDDEN_ENAME, HIDDEN_FAILED, SandboxedExecute,
                                          StudentObject, _grader_module, _grader_side_function)
@@ -251,6 +251,7 @@ def test_a_restart_brings_back_cells_not_files_and_has_a_budget(monkeypatch):
 
 @needs_sandbox
 def test_a_worker_that_cannot_start_is_the_graders_fault(monkeypatch):
+    warm.close_all()  # no warm sandbox to reuse: a new one must start, and cannot
     monkeypatch.setattr(launcher, "bwrap_command", lambda *args: ["bwrap", "--no-such-option"])
     with SandboxSession(None) as session:
         with pytest.raises(SandboxBroken, match="did not start: .*no-such-option"):
@@ -357,6 +358,125 @@ def test_the_memory_cgroup_counts_files_in_tmpfs():
             session.run_cell("hog = bytearray(1200 * 2**20)\nfor i in range(15):\n"
                              "    open(f'/tmp/f{i}', 'wb').write(bytes(60 * 2**20))", timeout=60)
         assert session.describe("kept")["value"] == 1
+
+
+# ------------------------------------------- one warm sandbox, one submission after another
+# What a submission leaves behind in its sandbox: files, a detached process that writes later,
+# patched modules and builtins, a patched worker, an environment variable, System V shared
+# memory, a key in the sandbox user's keyring.
+LEAVE_TRACES = """
+import builtins, ctypes, math, os, platform, subprocess, sys
+import torch
+open("/tmp/left-in-tmp", "w").write("A")
+open("left-in-home", "w").write("A")
+os.environ["LEFT_BY_A"] = "A"
+builtins.round = lambda *args: 42
+torch.softmax = lambda *args, **kwargs: "patched"
+math.sqrt = lambda value: 42
+sys.modules["beyondbert.sandbox.worker"].to_plain = lambda value, depth=0: "forged"
+later = "import os, time\\nos.setsid()\\ntime.sleep(1)\\nopen('/tmp/written-later', 'w').write('A')"
+background = subprocess.Popen([sys.executable, "-c", later], start_new_session=True)
+libc = ctypes.CDLL(None, use_errno=True)
+shm = libc.shmget(4242, 4096, 0o1666)  # IPC_CREAT | 0666
+add_key = {"x86_64": 248, "aarch64": 217}.get(platform.machine())
+key = libc.syscall(add_key, b"user", b"left-by-a", b"A", 1, ctypes.c_int(-4)) if add_key else -1
+running = background.poll() is None
+"""
+LOOK_FOR_TRACES = """
+import builtins, ctypes, math, os, platform, sys, time
+import torch
+time.sleep(1.5)  # a process of A left running would have written /tmp/written-later by now
+libc = ctypes.CDLL(None, use_errno=True)
+keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+seen = {"tmp": sorted(os.listdir("/tmp")), "home": sorted(os.listdir(".")),
+        "handed in": sorted(os.listdir("/srv/submission")),
+        "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != 1),
+        "me and my parent": sorted([os.getpid(), os.getppid()]),
+        "env": "LEFT_BY_A" in os.environ, "round": round(2.4), "sqrt": math.sqrt(4.0),
+        "softmax": torch.softmax(torch.zeros(2), dim=0).tolist(),
+        "shm": libc.shmget(4242, 0, 0),
+        "key": libc.syscall(keyctl, 10, ctypes.c_int(-4), b"user", b"left-by-a", 0) if keyctl else -1}
+"""
+
+
+def submission_folder(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / f"{name}-notes.txt").write_text(name)
+    return folder
+
+
+@needs_sandbox
+def test_nothing_of_a_submission_reaches_the_next_one_in_the_same_warm_sandbox(tmp_path):
+    with SandboxSession(submission_folder(tmp_path, "a")) as first:
+        first.run_cell(LEAVE_TRACES, timeout=60)
+        assert first.describe("running")["value"] == "forged"  # A's worker is patched...
+        first.run_cell("import beyondbert.sandbox.worker as w, beyondbert.sandbox.plaindata as p\n"
+                       "w.to_plain = p.to_plain", timeout=30)
+        assert first.describe("running")["value"] is True  # ...and its process is running
+        assert first.describe("shm")["value"] >= 0
+        assert first.describe("key")["value"] != 0
+        sandbox = first._warm
+    with SandboxSession(submission_folder(tmp_path, "b")) as second:
+        assert second._warm is sandbox  # the same warm sandbox, reset
+        second.run_cell(LOOK_FOR_TRACES, timeout=60)
+        seen = second.describe("seen")["value"]
+    assert seen["processes"] == seen["me and my parent"]  # the worker and its zygote, no more
+    assert seen == {"tmp": [], "home": ["b-notes.txt"], "handed in": ["b-notes.txt"],
+                    "processes": seen["processes"], "me and my parent": seen["processes"],
+                    "env": False, "round": 2, "sqrt": 2.0, "softmax": [0.5, 0.5],
+                    "shm": -1, "key": -1}
+
+
+@needs_sandbox
+def test_student_code_cannot_reach_into_the_warm_zygote():
+    with SandboxSession(None) as session:
+        session.run_cell("""
+import ctypes, os
+zygote = os.getppid()
+refused = []
+for path in (f"/proc/{zygote}/mem", f"/proc/{zygote}/environ"):
+    try:
+        open(path, "rb").read(1)
+    except OSError as err:
+        refused.append(type(err).__name__)
+try:
+    os.listdir(f"/proc/{zygote}/fd")
+except OSError as err:
+    refused.append(type(err).__name__)
+attached = ctypes.CDLL(None, use_errno=True).ptrace(16, zygote, None, None)  # PTRACE_ATTACH
+""", timeout=60)
+        assert session.describe("refused")["value"] == ["PermissionError"] * 3
+        assert session.describe("attached")["value"] == -1
+
+
+RUNAWAYS = {
+    "endless loop": "while True:\n    pass",
+    "memory bomb": "hog = bytearray(64 * 2**30)",
+    "crash": "import os\nos._exit(1)",
+    "many processes": "import subprocess, sys\nkids = [subprocess.Popen([sys.executable, '-c', "
+                      "'import time; time.sleep(60)']) for _ in range(20)]",
+    "zygote killed": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "zygote stopped": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)",
+}
+
+
+@needs_sandbox
+@pytest.mark.parametrize("runaway", RUNAWAYS.values(), ids=RUNAWAYS.keys())
+def test_a_runaway_submission_leaves_the_next_one_a_working_sandbox(runaway, monkeypatch):
+    monkeypatch.setattr(warm, "ANSWER_TIMEOUT", 5.0)  # a stopped zygote: replaced after 5 s
+    with SandboxSession(None) as first:
+        first.run_cell("kept = 1", timeout=60)
+        try:
+            first.run_cell(runaway, timeout=3)
+        except SandboxError:
+            pass  # a time-out, MemoryError or crash fails that cell only
+        assert first.describe("kept")["value"] == 1
+    with SandboxSession(None) as second:
+        second.run_cell("import os\nothers = sorted(set(int(p) for p in os.listdir('/proc') "
+                        "if p.isdigit()) - {1, os.getpid(), os.getppid()})\n"
+                        "total = sum(range(10))", timeout=60)
+        assert second.describe("others")["value"] == [] and second.describe("total")["value"] == 45
 
 
 # ------------------------------------------------------------ the executor, without nbgrader

@@ -266,7 +266,9 @@ def write_flags(course: Path, exercise: str, flags: dict[str, list[str]]) -> Non
     (course / FLAGS).write_text(json.dumps(recorded, indent=1, sort_keys=True))
 
 
-BATCH = 5  # submissions per nbgrader process: its ~3 s of imports are paid once per batch
+# Most submissions per nbgrader process: its ~4 s of imports (nbgrader, torch) and its warm
+# sandbox's start are paid once per batch; more batches than jobs balance uneven submissions.
+BATCH = 16
 SUBMISSION_DONE = "Setting destination file permissions"  # nbgrader's last line per submission
 
 
@@ -312,9 +314,10 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
     Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
     newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
     in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
-    ``cell_timeout`` and ``time_budget`` override its seconds per cell and per submission. nbgrader stops a whole run at some broken
-    notebooks, so when a batch reports an error each of its students is graded again alone:
-    only the broken submission gets a problem.
+    ``cell_timeout`` and ``time_budget`` override its seconds per cell and per submission.
+    nbgrader stops a whole run at some broken notebooks, so when a batch reports an error each
+    half of it is graded again (and so on down to single students): only the broken submission
+    gets a problem.
     """
     options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
                    time_budget=time_budget, graded=graded)
@@ -326,16 +329,18 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
     selection = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
     if _nbgrader_autograde(course, exercise, selection, **options) is None:
         return {}
-    problems: dict[str, str] = {}
-    for student in students:
-        problems.update(autograde_batch(course, exercise, [student], **options))
-    return problems
+    half = len(students) // 2
+    return (autograde_batch(course, exercise, students[:half], **options)
+            | autograde_batch(course, exercise, students[half:], **options))
 
 
 def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
               jobs: int = 1, unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
               time_budget: float | None = None, progress: bool = True) -> dict[str, str]:
     """Autograde ``students``' submissions, ``jobs`` batches at a time; ``{student: problem}``.
+
+    The batches are as even as can be, of at most ``BATCH`` submissions, and a multiple of
+    ``jobs`` in number (20 submissions with 2 jobs: two batches of 10).
 
     A submission that cannot be graded (a broken notebook, a duplicated test id) is reported
     and the others are graded all the same.
@@ -346,7 +351,8 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
 
     if jobs < 1:
         raise GradingError(f"--jobs must be a positive number of parallel graders, got {jobs}")
-    size = max(1, min(BATCH, math.ceil(len(students) / jobs)))
+    rounds = max(1, math.ceil(len(students) / (jobs * BATCH)))
+    size = max(1, math.ceil(len(students) / (jobs * rounds)))
     batches = [students[i:i + size] for i in range(0, len(students), size)]
     problems: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(

@@ -1,9 +1,9 @@
-"""Start the sandbox worker under bubblewrap (``bwrap``), with resource limits.
+"""Start the sandbox's warm zygote under bubblewrap (``bwrap``), with resource limits.
 
 The sandbox sees: the system's ``/usr``, the Python installation and the course venv (read-only),
 a filtered copy of ``beyondbert`` without the modules an exercise asks students to write, the
 files handed in (read-only, at ``/srv/submission``), and two writable folders, both size-limited
-tmpfs: ``/tmp`` and the home folder (into which the worker copies the files handed in).
+tmpfs: ``/tmp`` and the home folder (into which each worker copies the files handed in).
 Everything else, the sandbox's own root and ``/dev`` included, is read-only. It has no network
 (its own empty network namespace), no view of other processes, and no access to the course
 folder: solutions, hidden tests, other submissions and the gradebook are not mounted at all.
@@ -11,8 +11,11 @@ When the grader runs as root, student code runs as an unprivileged uid.
 
 Memory: the address space is capped (``RLIMIT_AS``), which does not count files in a tmpfs; the
 two tmpfs sizes bound those. Where the grader may create a memory cgroup (v1 ``memory``
-controller or a delegated v2 subtree: :func:`memory_confinement` says which), each worker also
-gets one whose limit covers its processes' memory *and* the files it writes, together.
+controller or a delegated v2 subtree: :func:`memory_confinement` says which), each sandbox also
+gets one whose limit covers its processes' memory *and* the files they write, together. A sandbox
+serves one submission at a time (see ``zygote``), so its limits are that submission's.
+
+Without a sandbox (``--unsafe-no-sandbox``), :func:`spawn_unsandboxed_worker` starts a plain worker.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ NO_SANDBOX_HELP = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-worker caps: address space (and the memory cgroup's limit, where there is one), CPU
-    seconds, processes/threads, size of one written file, size of ``/tmp``, and room in the home
-    folder beyond the files handed in."""
+    """Per-submission caps: address space (and the memory cgroup's limit, where there is one), CPU
+    seconds of one process, processes/threads, size of one written file, size of ``/tmp``, and
+    room in the home folder beyond the files handed in. POSIX message queues are refused (they
+    would outlive a worker)."""
 
     memory_bytes: int = 4 * 1024**3
     cpu_seconds: int = 900
@@ -56,6 +60,7 @@ class Limits:
         resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
 
 
 def filtered_library(target: Path, forbidden_modules: tuple[str, ...]) -> Path:
@@ -106,13 +111,14 @@ def _dirs_for(path: Path) -> list[str]:
     return args
 
 
-def bwrap_command(files: Path, library_copy: Path, worker_args: list[str], uid: int | None,
+def bwrap_command(files: Path, library_copy: Path, control_fd: int, uid: int | None,
                   limits: Limits = Limits(), home_bytes: int | None = None) -> list[str]:
-    """The full ``bwrap ... python -m beyondbert.sandbox.worker`` command line.
+    """The full ``bwrap ... python -m beyondbert.sandbox.zygote CONTROL_FD`` command line.
 
-    ``files`` (the submission's files) is mounted read-only at ``SUBMISSION_MOUNT``; the home
-    folder is a tmpfs of ``home_bytes`` (default ``limits.home_bytes``), ``/tmp`` one of
-    ``limits.tmp_bytes``; the root and ``/dev`` are remounted read-only.
+    ``files`` (the folder the grader stages each submission's files in) is mounted read-only at
+    ``SUBMISSION_MOUNT``; the home folder is a tmpfs of ``home_bytes`` (default
+    ``limits.home_bytes``), ``/tmp`` one of ``limits.tmp_bytes``; the root and ``/dev`` are
+    remounted read-only.
     """
     import beyondbert
 
@@ -139,7 +145,7 @@ def bwrap_command(files: Path, library_copy: Path, worker_args: list[str], uid: 
                "--clearenv", "--chdir", SANDBOX_HOME]
     for key, value in env.items():
         command += ["--setenv", key, value]
-    python = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args, SUBMISSION_MOUNT]
+    python = [sys.executable, "-m", "beyondbert.sandbox.zygote", str(control_fd)]
     if uid is None:  # not root: bwrap makes its own user namespace
         return command + ["--unshare-user", "--", *python]
     drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
@@ -256,37 +262,41 @@ def sandbox_problem() -> str | None:
     return None
 
 
-def spawn_worker(workdir: Path, library_copy: Path | None, seed: int, limits: Limits,
-                 uid: int | None, log: Path, sandboxed: bool = True,
-                 cgroup: MemoryCgroup | None = None,
-                 home_bytes: int | None = None) -> tuple[subprocess.Popen, int, int]:
-    """Start a worker; returns ``(process, request_fd, reply_fd)`` for the trusted side.
-
-    Sandboxed, ``workdir`` holds the files handed in (mounted read-only; the worker copies them
-    into its tmpfs home); without a sandbox it is the worker's own working folder. The worker's
-    own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
-    """
-    req_read, req_write = os.pipe()
-    rep_read, rep_write = os.pipe()
-    worker_args = [str(seed), str(req_read), str(rep_write)]
-    if sandboxed:
-        command = bwrap_command(workdir, library_copy, worker_args, uid, limits, home_bytes)
-        cwd = None
-    else:
-        command = [sys.executable, "-m", "beyondbert.sandbox.worker", *worker_args]
-        cwd = workdir
-
-    def child_setup() -> None:
+def _child_setup(limits: Limits, cgroup: MemoryCgroup | None):
+    def setup() -> None:  # in the child, before exec
         if cgroup is not None:
             cgroup.enter()
         limits.apply()
+    return setup
 
+
+def spawn_zygote(files: Path, library_copy: Path, control_fd: int, limits: Limits,
+                 uid: int | None, log: Path, cgroup: MemoryCgroup | None = None,
+                 home_bytes: int | None = None) -> subprocess.Popen:
+    """Start a sandbox running the zygote on ``control_fd`` (see :func:`bwrap_command`).
+
+    Its own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
+    """
+    command = bwrap_command(files, library_copy, control_fd, uid, limits, home_bytes)
+    with open(log, "ab") as stderr:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            pass_fds=(control_fd,), preexec_fn=_child_setup(limits, cgroup),
+            start_new_session=True)
+
+
+def spawn_unsandboxed_worker(workdir: Path, seed: int, limits: Limits,
+                             log: Path) -> tuple[subprocess.Popen, int, int]:
+    """Start a worker WITHOUT a sandbox in ``workdir``: ``(process, request_fd, reply_fd)``."""
+    req_read, req_write = os.pipe()
+    rep_read, rep_write = os.pipe()
+    command = [sys.executable, "-m", "beyondbert.sandbox.worker", str(seed), str(req_read),
+               str(rep_write)]
     with open(log, "ab") as stderr:
         process = subprocess.Popen(
-            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr, pass_fds=(req_read, rep_write), preexec_fn=child_setup,
-            start_new_session=True,
-        )
+            command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr, pass_fds=(req_read, rep_write), preexec_fn=_child_setup(limits, None),
+            start_new_session=True)
     os.close(req_read)
     os.close(rep_write)
     return process, req_write, rep_read

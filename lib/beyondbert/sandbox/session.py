@@ -1,8 +1,11 @@
-"""The trusted side of one sandboxed worker: send cells and calls, enforce time-outs, recover.
+"""The trusted side of one submission's worker: send cells and calls, enforce time-outs, recover.
 
-A cell that runs past its time limit, exhausts memory or kills the worker (``os._exit``, a
-segfault) fails on its own: the worker is restarted and the cells that had succeeded are replayed,
-so tests after it still run and earn credit. Two things are also the student's doing and get the
+Sandboxed, the worker is a fresh child of a warm sandbox's zygote (see ``warm``): the session
+stages the submission's files there, and a restart is a reset of that sandbox (every process of
+it killed, its writable folders emptied) and a new fork. A cell that runs past its time limit,
+exhausts memory or kills the worker (``os._exit``, a segfault) fails on its own: the worker is
+restarted and the cells that had succeeded are replayed, so tests after it still run and earn
+credit. Two things are also the student's doing and get the
 submission **flagged** (``SandboxSession.flags``) besides failing what they touch:
 
 * a reply that breaks the protocol (too large, too deeply nested, not JSON, wrong fields): only
@@ -26,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .launcher import (Limits, MemoryCgroup, filtered_library, sandbox_problem, spawn_worker,
-                       tree_bytes)
+from . import warm
+from .launcher import Limits, sandbox_problem, spawn_unsandboxed_worker, tree_bytes
 from .plaindata import (MAX_MESSAGE_BYTES, MalformedMessage, NotPlainData, decode_message,
                         encode_message, from_plain, to_plain)
 
@@ -151,44 +154,54 @@ class SandboxSession:
         self.uid = uid if uid is not None else (65534 if os.geteuid() == 0 else None)
         self.flags: list[str] = []  # what the instructor should know about this submission
         self.out_of_time = False
-        self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-sandbox-"))
+        self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-session-"))
         self._files = self._scratch / "files"  # the submission's files, as handed in
         if files_from is not None:
             shutil.copytree(files_from, self._files, ignore=shutil.ignore_patterns(
                 "*.ipynb", FLAGS_FILE))
         else:
             self._files.mkdir()
-        if self.uid is not None:
-            for path in [self._files, *self._files.rglob("*")]:
-                os.chown(path, self.uid, self.uid, follow_symlinks=False)
-        self._home_bytes = tree_bytes(self._files) + limits.home_bytes
-        self._library = (filtered_library(self._scratch / "lib", forbidden_modules)
-                         if self.sandboxed else None)
-        self._cgroup = MemoryCgroup.create(limits.memory_bytes) if self.sandboxed else None
+        self._warm = None
+        if self.sandboxed:
+            self._config = warm.WarmConfig(tuple(forbidden_modules), limits, self.uid,
+                                           warm.home_size(tree_bytes(self._files), limits))
+            self._take_warm_sandbox()
         self._history: list[str] = []
-        self._process = None
+        self._alive = False  # a worker runs, or is to be started when first needed
         self._restarts = 0
         self._start()
 
     # -- life cycle -------------------------------------------------------------------------
-    def _start(self) -> None:
-        """Start a worker; it boots (imports torch, ...) while the grader gets on with its work.
+    def _take_warm_sandbox(self) -> None:
+        """A warm sandbox (it may still be booting) with this submission's files staged."""
+        self._warm = warm.acquire(self._config)
+        self._warm.stage(self._files)
 
-        Sandboxed, its home folder is a fresh size-limited tmpfs into which the worker copies the
-        files handed in, so nothing a previous worker wrote survives a restart. Without a
-        sandbox, a host folder is reset to those files instead.
-        """
-        workdir = self._files
-        if not self.sandboxed:
-            workdir = self._scratch / "home"
-            shutil.rmtree(workdir, ignore_errors=True)
-            shutil.copytree(self._files, workdir)
-        self._process, self._requests, self._replies = spawn_worker(
-            workdir, self._library, self.seed, self.limits, self.uid,
-            self._scratch / "worker.log", self.sandboxed, cgroup=self._cgroup,
-            home_bytes=self._home_bytes)
+    def _start(self) -> None:
+        """Ask for a fresh worker. Sandboxed, it is forked when first needed (a new sandbox boots
+        meanwhile); without a sandbox, a process starts now on a host folder reset to the files
+        handed in. Either way nothing a previous worker wrote survives."""
+        self._alive, self._booted = True, False
+        self._requests = self._replies = None
+        if self.sandboxed:
+            return
+        home = self._scratch / "home"
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(self._files, home)
+        self._process, self._requests, self._replies = spawn_unsandboxed_worker(
+            home, self.seed, self.limits, self._scratch / "worker.log")
         os.set_blocking(self._requests, False)
-        self._booted = False
+
+    def _fork_worker(self) -> None:
+        """Sandboxed: a fresh worker from the warm sandbox; a sandbox that fails to give one is
+        replaced once (SandboxBroken if the new one cannot start)."""
+        try:
+            self._requests, self._replies = self._warm.fork(self.seed)
+        except warm.WarmSandboxFailed:
+            self._warm.close()
+            self._take_warm_sandbox()
+            self._requests, self._replies = self._warm.fork(self.seed)
+        os.set_blocking(self._requests, False)
 
     def _boot(self) -> None:
         """Wait for the worker's "ready", then replay the cells that succeeded before a restart.
@@ -196,9 +209,11 @@ class SandboxSession:
         A replayed cell that crashes the worker again means another restart (within the
         ``MAX_RESTARTS`` budget) and another replay.
         """
-        while self._process is not None and not self._booted:
+        while self._alive and not self._booted:
             self._booted = True
             deadline, by_budget = self._deadline_for(START_TIMEOUT)
+            if self.sandboxed:
+                self._fork_worker()
             try:
                 ready = self._receive(deadline)
             except TimeoutError:
@@ -209,9 +224,10 @@ class SandboxSession:
             except (EOFError, OSError, MalformedMessage):
                 ready = {}
             if ready.get("ready") is not True:
-                log = (self._scratch / "worker.log").read_text(errors="replace").strip()
+                log = self._warm.log if self.sandboxed else self._scratch / "worker.log"
+                text = log.read_text(errors="replace").strip() if log.exists() else ""
                 raise SandboxBroken("the sandbox worker did not start: "
-                                    + (log[-1000:] or "it exited without a message"))
+                                    + (text[-1000:] or "it exited without a message"))
             for code in self._history:
                 try:
                     self._request({"op": "exec", "code": code}, timeout=START_TIMEOUT)
@@ -221,24 +237,37 @@ class SandboxSession:
                     break
 
     def _kill(self) -> None:
-        if self._process is None:
+        """Stop the worker: sandboxed, every process of the sandbox (a reset)."""
+        if not self._alive:
             return
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait()
+        self._alive = False
+        if self._requests is None:
+            return  # sandboxed and not forked yet
         for fd in (self._requests, self._replies):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._process = None
+        self._requests = self._replies = None
+        if not self.sandboxed:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+            return
+        try:
+            self._warm.reset()
+        except warm.WarmSandboxFailed:
+            self._warm.close()  # a new one is taken at the next fork
 
     def close(self) -> None:
         self._kill()
-        if self._cgroup is not None:
-            self._cgroup.remove()
+        if self._warm is not None:
+            if self._warm.alive():
+                warm.release(self._warm)
+            else:
+                self._warm.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> "SandboxSession":
@@ -300,7 +329,7 @@ class SandboxSession:
         if self.out_of_time:
             raise SandboxError("TimeBudgetExceeded", f"the submission used its grading time "
                                f"budget of {self.time_budget:g} s: the rest is not run")
-        if self._process is None:
+        if not self._alive:
             raise SandboxError("WorkerDied", f"the code crashed or timed out {MAX_RESTARTS} times: "
                                "the rest of the notebook is not run")
         deadline, by_budget = self._deadline_for(timeout)
@@ -347,7 +376,7 @@ class SandboxSession:
 
     def fresh_process(self) -> None:
         """A restart the grader asks for (not the student's fault: not counted as one)."""
-        if self._process is None or self.out_of_time:
+        if not self._alive or self.out_of_time:
             return
         self._kill()
         self._start()

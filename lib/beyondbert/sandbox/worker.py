@@ -2,8 +2,10 @@
 
 Requests and replies travel as length-prefixed JSON (see ``plaindata``) on two pipe fds named on
 the command line; fds 1 and 2 are not the channel, so what student code prints cannot break it.
-Run as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD [FILES]``: with FILES (the
-files handed in, mounted read-only in the sandbox) it first copies them into its working folder.
+In the sandbox, each worker is a child the warm ``zygote`` forks, which sets ``sys.argv`` as if it
+had been started as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD FILES``; the
+grader starts that command itself only without a sandbox. With FILES (the files handed in,
+mounted read-only in the sandbox) the worker first copies them into its working folder.
 """
 
 from __future__ import annotations
@@ -109,12 +111,11 @@ def _run(namespace: dict, request: dict, cell_counter: list[int]) -> dict:
     return reply
 
 
-def main() -> None:
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    request_fd, reply_fd = (int(a) for a in sys.argv[2:4])
+def serve(seed: int, request_fd: int, reply_fd: int, files: Path | None) -> None:
+    """Copy ``files`` here, seed, say "ready", then answer requests until the grader hangs up."""
     requests, replies = os.fdopen(request_fd, "rb"), os.fdopen(reply_fd, "wb")
-    if len(sys.argv) > 4:
-        _copy_files(Path(sys.argv[4]))
+    if files is not None:
+        _copy_files(files)
     _seed(seed)
     namespace: dict = {"__name__": "__main__", "get_ipython": lambda: _NoMagics()}
     cell_counter = [0]
@@ -133,6 +134,12 @@ def main() -> None:
             write_message(replies, {"ok": False, "error": error, "stdout": "", "stderr": ""})
         except (TypeError, ValueError) as failure:
             write_message(replies, {"ok": False, "error": _error(failure), "stdout": "", "stderr": ""})
+
+
+def main() -> None:
+    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    request_fd, reply_fd = (int(a) for a in sys.argv[2:4])
+    serve(seed, request_fd, reply_fd, Path(sys.argv[4]) if len(sys.argv) > 4 else None)
 
 
 if __name__ == "__main__":
