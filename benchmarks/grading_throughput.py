@@ -5,8 +5,11 @@ untouched student version) are graded three ways, each in a fresh Python of its 
 
 * plain nbgrader: one ``nbgrader autograde`` process over all of them, with nbgrader's own
   kernel-based Execute (no sandbox); the seconds are the autograde step alone;
-* beyondbert, jobs 1 and jobs 2: ``grade_submissions``, sandboxed nbgrader processes of up to
-  five submissions each, 1 or 2 at a time; the seconds include building the temporary course.
+* beyondbert, jobs 1 and jobs 2: ``grade_submissions``, sandboxed: one nbgrader process per
+  batch of at most 16 submissions (20 submissions: two of 10), 1 or 2 at a time, each keeping
+  one bubblewrap sandbox warm whose zygote has imported torch and forks a fresh student process
+  per submission (and per restart after a hidden test); scores saved in one gradebook commit
+  per submission. The seconds include building the temporary course (``generate_assignment``).
 
 Prints a Markdown table: wall seconds, submissions per minute, the peak memory of the largest
 child process (``ru_maxrss`` of ``RUSAGE_CHILDREN``, so each run gets its own Python) and whether

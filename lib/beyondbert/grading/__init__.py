@@ -3,7 +3,8 @@
     exercises  where exercises live (solutions/NN-slug.ipynb) and their names
     course     an nbgrader course folder and the nbgrader steps (always a subprocess)
     gradebook  scores read from nbgrader's gradebook.db as plain data
-    runner     grade submissions (one sandboxed nbgrader process each, several at a time)
+    runner     grade submissions (sandboxed nbgrader processes over batches, several at a time)
+    autogrades nbgrader's SaveAutoGrades with one commit per submission
     feedback   per-student HTML feedback without hidden test code
     workflow   the commands behind the `beyondbert` console script (cli.py)
     checks     checks that exercises' hidden tests call on the student's functions

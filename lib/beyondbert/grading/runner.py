@@ -1,9 +1,11 @@
 """Grade submissions of one exercise and get per-test results, with student code sandboxed.
 
-Each submission is autograded by its own ``nbgrader autograde`` process (several at a time with
-``jobs``); nbgrader's execute step is ``beyondbert.sandbox.executor.SandboxedExecute`` (set in the
-course's ``nbgrader_config.py``): student cells run in a bubblewrap sandbox, tests run in the
-grader, and only plain data crosses between them. Scores are read back from the gradebook.
+Submissions are autograded in batches, one ``nbgrader autograde`` process per batch (``jobs`` at
+a time; see ``course.autograde``); nbgrader's execute step is
+``beyondbert.sandbox.executor.SandboxedExecute`` (set in the course's ``nbgrader_config.py``):
+student cells run in a bubblewrap sandbox (a fresh process per submission, forked in a sandbox
+the batch keeps warm), tests run in the grader, and only plain data crosses between them. Scores
+are read back from the gradebook.
 """
 
 from __future__ import annotations
