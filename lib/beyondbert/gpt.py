@@ -318,9 +318,14 @@ def _pretrain(settings: dict) -> dict:
                     n_layers=settings["n_layers"], n_heads=settings["n_heads"])
     torch.manual_seed(settings["seed"])
     model = TinyGPT(cfg)
-    start = time.perf_counter()
-    losses = train_lm(model, ids[:split], settings["steps"], batch=settings["batch"],
-                      lr=settings["lr"], seed=settings["seed"], progress=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only waits (badly on a busy machine),
+    try:                      # and the weights no longer depend on the caller's thread count
+        start = time.perf_counter()
+        losses = train_lm(model, ids[:split], settings["steps"], batch=settings["batch"],
+                          lr=settings["lr"], seed=settings["seed"], progress=True)
+    finally:
+        torch.set_num_threads(threads)
     return {"config": asdict(cfg), "chars": tok.chars, "state": model.state_dict(),
             "losses": losses, "split": split, "seconds": time.perf_counter() - start}
 
