@@ -200,7 +200,10 @@ class SandboxSession:
         except warm.WarmSandboxFailed:
             self._warm.close()
             self._take_warm_sandbox()
-            self._requests, self._replies = self._warm.fork(self.seed)
+            try:
+                self._requests, self._replies = self._warm.fork(self.seed)
+            except warm.WarmSandboxFailed as failure:
+                raise SandboxBroken(f"a new sandbox gave no worker: {failure}") from None
         os.set_blocking(self._requests, False)
 
     def _boot(self) -> None:

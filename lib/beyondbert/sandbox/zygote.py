@@ -24,6 +24,7 @@ then gets no answer and replaces the whole sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import json
@@ -143,7 +144,8 @@ def _worker(seed: int, request_fd: int, reply_fd: int, control: socket.socket,
     for number in CAUGHT_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    Path("/proc/self/oom_score_adj").write_text("1000")  # the memory cgroup's OOM killer: me first
+    with contextlib.suppress(OSError):  # the memory cgroup's OOM killer: this one first
+        Path("/proc/self/oom_score_adj").write_text("1000")
     os.chdir(SANDBOX_HOME)
     sys.path.insert(0, home_on_path)
     importlib.invalidate_caches()
