@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,17 +181,21 @@ class WarmSandbox:
 
 
 _idle: list[WarmSandbox] = []
+_idle_lock = threading.Lock()  # a Jupyter server (the formgrader) may grade in several threads
 
 
 def acquire(config: WarmConfig) -> WarmSandbox:
     """An idle warm sandbox of ``config`` from this process's pool (the one released last), or a
     new one."""
-    for sandbox in list(reversed(_idle)):
-        if sandbox.config == config:
-            _idle.remove(sandbox)
-            if sandbox.alive():
-                return sandbox
-            sandbox.close()
+    while True:
+        with _idle_lock:
+            found = next((s for s in reversed(_idle) if s.config == config), None)
+            if found is None:
+                break
+            _idle.remove(found)
+        if found.alive():
+            return found
+        found.close()
     return WarmSandbox(config)
 
 
@@ -201,14 +206,19 @@ def release(sandbox: WarmSandbox) -> None:
     except (WarmSandboxFailed, OSError):
         sandbox.close()
         return
-    _idle.append(sandbox)
-    while len(_idle) > MAX_IDLE:
-        _idle.pop(0).close()
+    with _idle_lock:
+        _idle.append(sandbox)
+        surplus = _idle[:-MAX_IDLE]
+        del _idle[:-MAX_IDLE]
+    for extra in surplus:
+        extra.close()
 
 
 @atexit.register
 def close_all() -> None:
     """Close every idle warm sandbox of this process."""
-    while _idle:
-        _idle.pop().close()
-
+    with _idle_lock:
+        idle = list(_idle)
+        _idle.clear()
+    for sandbox in idle:
+        sandbox.close()
