@@ -456,7 +456,9 @@ RUNAWAYS = {
     "crash": "import os\nos._exit(1)",
     "many processes": "import subprocess, sys\nkids = [subprocess.Popen([sys.executable, '-c', "
                       "'import time; time.sleep(60)']) for _ in range(20)]",
-    "zygote killed": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    # The sleep keeps the cell running until the sandbox falls with its zygote, so the cell fails
+    # (and is not replayed); without it the worker may answer first and the *next* request fails.
+    "zygote killed": "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(10)",
     "zygote stopped": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)",
 }
 

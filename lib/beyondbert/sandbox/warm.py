@@ -113,9 +113,9 @@ class WarmSandbox:
         return reply
 
     def _ask(self, message: dict, fds: tuple[int, ...] = ()) -> dict:
+        self._wait_ready()  # first: a sandbox that never started says why (its log), not "gone"
         if not self.alive():
             raise WarmSandboxFailed("the sandbox is gone")
-        self._wait_ready()
         try:
             socket.send_fds(self._control, [json.dumps(message).encode()], list(fds))
         except OSError as err:
