@@ -1,9 +1,9 @@
 """beyondbert.icl: repeated random tokens, predictable positions, ICL and induction scores."""
 
+import math
+
 import pytest
 import torch
-
-import math
 
 from beyondbert.icl import (icl_score, induction_score, model_from_log, phase_change, predictable,
                             previous_token_score, repeated_random_tokens, token_losses,
