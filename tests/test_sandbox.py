@@ -6,9 +6,11 @@ nbgrader; these tests pin them down at the level of the modules.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
+import struct
 from pathlib import Path
 
 import nbformat
@@ -20,6 +22,7 @@ from beyondbert.sandbox import launcher, warm
 from beyondbert.sandbox import session as session_module
 from beyondbert.sandbox.executor import (HIDDEN_ENAME, HIDDEN_FAILED, SandboxedExecute,
                                          StudentObject, _grader_module, _grader_side_function)
+from beyondbert.sandbox.seccomp import keyring_filter
 from beyondbert.sandbox.plaindata import (MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MalformedMessage,
                                           NotPlainData, decode_message, encode_message,
                                           from_plain, to_plain)
@@ -363,9 +366,9 @@ def test_the_memory_cgroup_counts_files_in_tmpfs():
 # ------------------------------------------- one warm sandbox, one submission after another
 # What a submission leaves behind in its sandbox: files, a detached process that writes later,
 # patched modules and builtins, a patched worker, an environment variable, System V shared
-# memory, a key in the sandbox user's keyring.
+# memory. (Keyrings cannot be used at all: see the test after this one.)
 LEAVE_TRACES = """
-import builtins, ctypes, math, os, platform, subprocess, sys
+import builtins, ctypes, math, os, subprocess, sys
 import torch
 open("/tmp/left-in-tmp", "w").write("A")
 open("left-in-home", "w").write("A")
@@ -378,24 +381,20 @@ later = "import os, time\\nos.setsid()\\ntime.sleep(1)\\nopen('/tmp/written-late
 background = subprocess.Popen([sys.executable, "-c", later], start_new_session=True)
 libc = ctypes.CDLL(None, use_errno=True)
 shm = libc.shmget(4242, 4096, 0o1666)  # IPC_CREAT | 0666
-add_key = {"x86_64": 248, "aarch64": 217}.get(platform.machine())
-key = libc.syscall(add_key, b"user", b"left-by-a", b"A", 1, ctypes.c_int(-4)) if add_key else -1
 running = background.poll() is None
 """
 LOOK_FOR_TRACES = """
-import builtins, ctypes, math, os, platform, sys, time
+import builtins, ctypes, math, os, sys, time
 import torch
 time.sleep(1.5)  # a process of A left running would have written /tmp/written-later by now
 libc = ctypes.CDLL(None, use_errno=True)
-keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
 seen = {"tmp": sorted(os.listdir("/tmp")), "home": sorted(os.listdir(".")),
         "handed in": sorted(os.listdir("/srv/submission")),
         "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != 1),
         "me and my parent": sorted([os.getpid(), os.getppid()]),
         "env": "LEFT_BY_A" in os.environ, "round": round(2.4), "sqrt": math.sqrt(4.0),
         "softmax": torch.softmax(torch.zeros(2), dim=0).tolist(),
-        "shm": libc.shmget(4242, 0, 0),
-        "key": libc.syscall(keyctl, 10, ctypes.c_int(-4), b"user", b"left-by-a", 0) if keyctl else -1}
+        "shm": libc.shmget(4242, 0, 0)}
 """
 
 
@@ -415,7 +414,6 @@ def test_nothing_of_a_submission_reaches_the_next_one_in_the_same_warm_sandbox(t
                        "w.to_plain = p.to_plain", timeout=30)
         assert first.describe("running")["value"] is True  # ...and its process is running
         assert first.describe("shm")["value"] >= 0
-        assert first.describe("key")["value"] != 0
         sandbox = first._warm
     with SandboxSession(submission_folder(tmp_path, "b")) as second:
         assert second._warm is sandbox  # the same warm sandbox, reset
@@ -425,7 +423,38 @@ def test_nothing_of_a_submission_reaches_the_next_one_in_the_same_warm_sandbox(t
     assert seen == {"tmp": [], "home": ["b-notes.txt"], "handed in": ["b-notes.txt"],
                     "processes": seen["processes"], "me and my parent": seen["processes"],
                     "env": False, "round": 2, "sqrt": 2.0, "softmax": [0.5, 0.5],
-                    "shm": -1, "key": -1}
+                    "shm": -1}
+
+
+TRY_KEYRINGS = """
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+add_key, request_key, keyctl = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}[platform.machine()]
+tried = []
+for call in (lambda: libc.syscall(add_key, b"user", b"note", b"A", 1, ctypes.c_int(-4)),
+             lambda: libc.syscall(request_key, b"user", b"note", None, ctypes.c_int(-4)),
+             lambda: libc.syscall(keyctl, 0, ctypes.c_int(-4), 0)):  # KEYCTL_GET_KEYRING_ID
+    ctypes.set_errno(0)
+    tried.append([call(), ctypes.get_errno()])
+"""
+
+
+@needs_sandbox
+@pytest.mark.skipif(keyring_filter() is None, reason="no keyring filter for this machine")
+def test_the_kernel_keyrings_are_refused_in_the_sandbox():
+    """A keyring belongs to a uid, so it could pass values between two sandboxes running at once."""
+    with SandboxSession(None) as session:
+        session.run_cell(TRY_KEYRINGS, timeout=60)
+        assert session.describe("tried")["value"] == [[-1, errno.EPERM]] * 3
+
+
+def test_the_keyring_filter_program():
+    program = keyring_filter("x86_64")
+    assert len(program) == 9 * 8  # nine struct sock_filter of 8 bytes
+    code, jump_if, jump_else, k = struct.unpack("=HBBI", program[8:16])
+    assert (jump_if, jump_else, k) == (0, 6, 0xC000003E)  # another architecture: refused
+    assert struct.unpack("=HBBI", program[-8:])[3] == 0x00050000 | errno.EPERM
+    assert keyring_filter("sparc") is None
 
 
 @needs_sandbox

@@ -25,10 +25,13 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from .seccomp import keyring_filter
 
 SANDBOX_HOME = "/home/student"
 SUBMISSION_MOUNT = "/srv/submission"  # the files handed in, read-only
@@ -112,13 +115,14 @@ def _dirs_for(path: Path) -> list[str]:
 
 
 def bwrap_command(files: Path, library_copy: Path, control_fd: int, uid: int | None,
-                  limits: Limits = Limits(), home_bytes: int | None = None) -> list[str]:
+                  limits: Limits = Limits(), home_bytes: int | None = None,
+                  seccomp_fd: int | None = None) -> list[str]:
     """The full ``bwrap ... python -m beyondbert.sandbox.zygote CONTROL_FD`` command line.
 
     ``files`` (the folder the grader stages each submission's files in) is mounted read-only at
     ``SUBMISSION_MOUNT``; the home folder is a tmpfs of ``home_bytes`` (default
     ``limits.home_bytes``), ``/tmp`` one of ``limits.tmp_bytes``; the root and ``/dev`` are
-    remounted read-only.
+    remounted read-only. ``seccomp_fd``: a file holding :func:`seccomp.keyring_filter`'s program.
     """
     import beyondbert
 
@@ -145,6 +149,8 @@ def bwrap_command(files: Path, library_copy: Path, control_fd: int, uid: int | N
                "--clearenv", "--chdir", SANDBOX_HOME]
     for key, value in env.items():
         command += ["--setenv", key, value]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
     python = [sys.executable, "-m", "beyondbert.sandbox.zygote", str(control_fd)]
     if uid is None:  # not root: bwrap makes its own user namespace
         return command + ["--unshare-user", "--", *python]
@@ -277,12 +283,18 @@ def spawn_zygote(files: Path, library_copy: Path, control_fd: int, limits: Limit
 
     Its own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
     """
-    command = bwrap_command(files, library_copy, control_fd, uid, limits, home_bytes)
-    with open(log, "ab") as stderr:
+    program = keyring_filter()
+    with open(log, "ab") as stderr, tempfile.TemporaryFile() as seccomp:
+        if program is not None:
+            seccomp.write(program)
+            seccomp.seek(0)
+        seccomp_fd = seccomp.fileno() if program is not None else None
+        command = bwrap_command(files, library_copy, control_fd, uid, limits, home_bytes,
+                                seccomp_fd)
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            pass_fds=(control_fd,), preexec_fn=_child_setup(limits, cgroup),
-            start_new_session=True)
+            pass_fds=(control_fd,) + ((seccomp_fd,) if seccomp_fd is not None else ()),
+            preexec_fn=_child_setup(limits, cgroup), start_new_session=True)
 
 
 def spawn_unsandboxed_worker(workdir: Path, seed: int, limits: Limits,

@@ -6,7 +6,7 @@ home folder size) and kept, idle, in a pool of this process (:func:`acquire`, :f
 For each submission the grader
 
 1. has the zygote ``reset`` the sandbox: every other process in it killed, ``/tmp``, the home
-   folder, System V IPC and keyrings emptied (see ``zygote``);
+   folder and System V IPC emptied (see ``zygote``; keyrings are refused, see ``seccomp``);
 2. only then puts the submission's files in the staging folder mounted at ``/srv/submission``
    (:meth:`WarmSandbox.stage`): no process of an earlier submission is left to read them;
 3. asks for a worker (:meth:`WarmSandbox.fork`) on two new pipes; it copies the staged files into

@@ -9,9 +9,9 @@ of any student's run. The grader sends one JSON object per packet; the zygote an
 ``{"ok": true}`` or ``{"ok": false, "why": ...}``:
 
 * ``{"op": "reset"}``: kill every other process in the sandbox's PID namespace (whoever started
-  them, however they detached), then empty ``/tmp`` and the home folder, remove System V IPC
-  objects and clear the sandbox user's keyrings. Only after this answer does the grader put the
-  next submission's files in place.
+  them, however they detached), then empty ``/tmp`` and the home folder and remove System V IPC
+  objects. Only after this answer does the grader put the next submission's files in place.
+  (Kernel keyrings, which outlive processes, cannot be used at all: see ``seccomp``.)
 * ``{"op": "fork", "seed": N}`` with two fds attached (the request pipe's read end, the reply
   pipe's write end): fork a worker (``worker.serve``) on them, in the home folder, which copies
   the files handed in and seeds Python, NumPy and PyTorch with N.
@@ -29,7 +29,6 @@ import ctypes
 import importlib
 import json
 import os
-import platform
 import signal
 import socket
 import sys
@@ -43,9 +42,6 @@ WARM_MODULES = ("numpy", "torch", "IPython.core.inputtransformer2", "beyondbert.
 RESET_SECONDS = 10.0  # the most a reset may take to see every other process gone
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 IPC_RMID = 0
-# keyctl(2) by architecture; KEYCTL_CLEAR of the user and user-session keyrings.
-SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
-KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = 7, -4, -5
 CAUGHT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                   signal.SIGUSR2, signal.SIGALRM)
 
@@ -113,21 +109,12 @@ def _remove_ipc() -> None:
                 raise RuntimeError(f"could not remove System V {kind} {row.split()[1]}")
 
 
-def _clear_keyrings() -> None:
-    """Empty the sandbox user's keyrings (they outlive processes)."""
-    number = SYS_KEYCTL.get(platform.machine())
-    if number is not None:
-        for keyring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
-            _libc.syscall(number, KEYCTL_CLEAR, ctypes.c_int(keyring))  # refused: nothing to clear
-
-
 def reset() -> None:
     """Leave the sandbox as a fresh one: no other process, empty writable folders, no IPC."""
     _kill_others()
     for folder in ("/tmp", SANDBOX_HOME):
         _empty(folder)
     _remove_ipc()
-    _clear_keyrings()
 
 
 def _worker(seed: int, request_fd: int, reply_fd: int, control: socket.socket,
