@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from beyondbert.plotting import plot_attention, plot_mask
-from beyondbert.seeding import seed_everything
+from beyondbert.seeding import seed_everything, torch_threads
 
 matplotlib.use("Agg")
 
@@ -43,3 +43,17 @@ def test_plot_mask_draws_matrix():
     assert ax.get_title() == "causal" and ax.get_xlabel() == "key position"
     with pytest.raises(ValueError, match="2-D"):
         plot_mask(torch.ones(2, 2, 2), title="bad")
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before  # restored after an error too
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"), torch_threads(0):
+        pass

@@ -18,6 +18,7 @@ from torch import nn
 
 from ._checks import check_tensor
 from .attention import MultiHeadAttention, causal_mask
+from .seeding import torch_threads
 
 
 # --------------------------------------------------------------------------- tokenizer and data
@@ -318,14 +319,10 @@ def _pretrain(settings: dict) -> dict:
                     n_layers=settings["n_layers"], n_heads=settings["n_heads"])
     torch.manual_seed(settings["seed"])
     model = TinyGPT(cfg)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: a second thread only waits (badly on a busy machine),
-    try:                      # and the weights no longer depend on the caller's thread count
+    with torch_threads(1):  # fast, and the weights do not depend on the caller's thread count
         start = time.perf_counter()
         losses = train_lm(model, ids[:split], settings["steps"], batch=settings["batch"],
                           lr=settings["lr"], seed=settings["seed"], progress=True)
-    finally:
-        torch.set_num_threads(threads)
     return {"config": asdict(cfg), "chars": tok.chars, "state": model.state_dict(),
             "losses": losses, "split": split, "seconds": time.perf_counter() - start}
 

@@ -16,6 +16,7 @@ import torch
 
 from ._checks import check_tensor
 from .gpt import GPTConfig, TinyGPT, lm_loss
+from .seeding import torch_threads
 
 
 def repeated_random_tokens(
@@ -136,10 +137,7 @@ def train_induction(
 
         steps_iter = tqdm(steps_iter, desc=f"{n_layers}-layer attention-only", ascii=True,
                           mininterval=2)
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for step in steps_iter:
             if step % eval_every == 0:
                 model.eval()
@@ -158,8 +156,6 @@ def train_induction(
             opt.step()
             schedule.step()
             log["train_losses"].append(loss.item())
-    finally:
-        torch.set_num_threads(previous_threads)
     model.eval()
     log["state"], log["config"] = model.state_dict(), dict(cfg.__dict__)
     return log

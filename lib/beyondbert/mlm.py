@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ._checks import check_tensor
+from .seeding import torch_threads
 
 IGNORE_INDEX = -100  # label of positions the loss skips (PyTorch's cross_entropy default)
 IS_NEXT, NOT_NEXT = 0, 1  # next_sentence_label values, as in Hugging Face's BertForPreTraining
@@ -335,26 +336,23 @@ def pretrain(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     history: dict[str, list] = {"eval": []}
     seconds = 0.0
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     model.train()
-    for step in tqdm(range(1, steps + 1), desc=desc, ascii=True, mininterval=10.0):
-        start = time.perf_counter()
-        loss, parts = pretraining_loss(model, next_batch())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        seconds += time.perf_counter() - start
-        for key, value in parts.items():
-            history.setdefault(key, []).append(value)
-        if evaluate is not None and ((eval_every and step % eval_every == 0) or step == steps):
-            history["eval"].append((step, evaluate(model)))
-            model.train()
+    with torch_threads(threads):
+        for step in tqdm(range(1, steps + 1), desc=desc, ascii=True, mininterval=10.0):
+            start = time.perf_counter()
+            loss, parts = pretraining_loss(model, next_batch())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            seconds += time.perf_counter() - start
+            for key, value in parts.items():
+                history.setdefault(key, []).append(value)
+            if evaluate is not None and ((eval_every and step % eval_every == 0) or step == steps):
+                history["eval"].append((step, evaluate(model)))
+                model.train()
     model.eval()
-    torch.set_num_threads(previous_threads)
     history["seconds"] = [seconds]
     history["steps_per_second"] = [steps / seconds if seconds > 0 else math.inf]
     return history

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,3 +27,19 @@ def seed_everything(seed: int = 0, threads: int | None = 2) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch on ``threads`` CPU threads inside the ``with`` block, the caller's count restored
+    after it (``None``: left alone). Tiny models train fastest on one thread: their matrices are
+    too small to share, and a second thread only waits (much longer on a busy machine)."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {threads}")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
