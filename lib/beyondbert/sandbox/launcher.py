@@ -69,12 +69,18 @@ class Limits:
 def filtered_library(target: Path, forbidden_modules: tuple[str, ...]) -> Path:
     """Copy the ``beyondbert`` package into ``target`` without ``forbidden_modules``.
 
-    ``forbidden_modules`` are dotted names such as ``"beyondbert.pooling"``.
+    ``forbidden_modules`` are dotted names such as ``"beyondbert.pooling"``; entries outside
+    ``beyondbert`` (``"torch.fake_quantize_per_tensor_affine"``) are functions the worker refuses,
+    listed in the copy's ``sandbox.forbidden.NAMES_FILE``.
     """
     import beyondbert
 
     source = Path(beyondbert.__file__).parent
-    skip = {name.split(".", 1)[1].replace(".", "/") for name in forbidden_modules if "." in name}
+    from .forbidden import NAMES_FILE, library_names
+
+    others = library_names(forbidden_modules)  # functions outside beyondbert: refused by name
+    skip = {name.split(".", 1)[1].replace(".", "/") for name in forbidden_modules
+            if "." in name and name not in others}
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         rel = Path(folder).relative_to(source)
@@ -87,6 +93,8 @@ def filtered_library(target: Path, forbidden_modules: tuple[str, ...]) -> Path:
 
     copy = target / "beyondbert"
     shutil.copytree(source, copy, ignore=ignore)
+    if others:  # the worker refuses these before any student cell runs (sandbox.forbidden)
+        (copy / NAMES_FILE).write_text("".join(f"{name}\n" for name in others))
     return copy
 
 
