@@ -30,15 +30,29 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.SandboxedExecute.timeout = 60  # seconds per cell or per call of a student function
 # The library modules each exercise asks students to write themselves: hidden from student code,
-# so importing the course's own implementation earns no credit (the exercises say so).
+# so importing the course's own implementation earns no credit (the exercises say so). Entries
+# outside beyondbert are library functions an exercise forbids, by exact name: the sandbox's worker
+# replaces each with one that raises ForbiddenFunction (beyondbert.sandbox.forbidden), and the
+# exercise's set-up cell refuses the same names, so a student's own run shows the same message.
+FORBIDDEN_NAMES = {  # the same lists as the exercises' set-up cells (tests/test_exercises.py checks)
+    "03-sentence-bert": ["torch.nn.functional.triplet_margin_loss", "torch.triplet_margin_loss",
+                         "torch.nn.TripletMarginLoss"],
+    "06-quantization": ["torch.quantize_per_tensor", "torch.quantize_per_channel",
+                        "torch.fake_quantize_per_tensor_affine",
+                        "torch.fake_quantize_per_channel_affine",
+                        "torch._fake_quantize_learnable_per_tensor_affine",
+                        "torch._fake_quantize_learnable_per_channel_affine",
+                        "torch.fused_moving_avg_obs_fake_quant"],
+}
 c.SandboxedExecute.forbidden_modules = {
     "01-encoders-and-bert": ["beyondbert.attention", "beyondbert.pooling", "beyondbert.bert"],
     "02-roberta-and-modern-encoders": ["beyondbert.mlm", "beyondbert.tokenization", "beyondbert.modern"],
     "03-sentence-bert": ["beyondbert.losses", "beyondbert.sbert", "beyondbert.pooling",
-                         "beyondbert.retrieval", "beyondbert.embedding_quantization"],
+                         "beyondbert.retrieval", "beyondbert.embedding_quantization",
+                         *FORBIDDEN_NAMES["03-sentence-bert"]],
     "04-search": ["beyondbert.retrieval", "beyondbert.embedding_quantization"],
     "05-finetuning-distillation-lora": ["beyondbert.distillation", "beyondbert.lora"],
-    "06-quantization": ["beyondbert.quantization"],
+    "06-quantization": ["beyondbert.quantization", *FORBIDDEN_NAMES["06-quantization"]],
     "07-decoders-and-rlhf": ["beyondbert.gpt", "beyondbert.rlhf"],
 }
 
