@@ -59,6 +59,10 @@ c.SandboxedExecute.forbidden_modules = {
 # What replaces the code between ### BEGIN SOLUTION / ### END SOLUTION in student versions.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
+# Collecting from the exchange: only regular files of folders owned by the student they name,
+# stamped with the time of collection (see lib/beyondbert/grading/exchange.py).
+c.ExchangeFactory.collect = "beyondbert.grading.exchange.SafeCollect"
+
 # A JupyterHub course sets its exchange folder here (or passes --exchange to `beyondbert release`);
 # without one, `beyondbert release` only writes the student version to release/.
 # c.Exchange.root = "/srv/nbgrader/exchange"

@@ -81,6 +81,8 @@ def _cmd_release(args: argparse.Namespace) -> None:
 def _cmd_collect(args: argparse.Namespace) -> None:
     repo = find_repo(args.repo)
     students = collect(args.exercise, Path(args.course), repo, exchange=args.exchange)
+    for warning in getattr(students, "warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"collected {len(students)} new submission(s): {', '.join(students) or '-'}")
 
 
