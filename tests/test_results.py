@@ -73,3 +73,21 @@ def test_every_chapter_compares_with_the_literature_in_the_book_build():
             if r.get("setting") and r.get("published") is None:
                 problems.append(f"{path.stem}/{name}: a paper's setting without its published=")
     assert not problems, "\n".join(problems)
+
+
+def test_page_recorder_records_and_glues_formatted_text(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEYONDBERT_RESULTS_DIR", str(tmp_path))
+    glued = {}
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: repr(value)}))
+    from beyondbert.results import glue_text, page_recorder
+
+    rec = page_recorder("05-x", section="LoRA")
+    assert rec("lora_acc", 0.8612, "share", label="LoRA accuracy", fmt="{:.1%}") == 0.8612
+    rows = json.loads((tmp_path / "05-x.json").read_text())
+    assert rows["lora_acc"]["section"] == "LoRA" and rows["lora_acc"]["unit"] == "share"
+    assert glued["lora_acc"] == "86.1%"  # the text the prose shows, without quotes
+    assert glue_text("steps", 1200, "{:,}") == "1,200" and glued["steps"] == "1,200"
+    with pytest.raises(ValueError, match="glue name"):
+        glue_text("two words", 1.0)

@@ -57,3 +57,19 @@ def test_torch_threads_sets_and_restores_the_thread_count():
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be >= 1"), torch_threads(0):
         pass
+
+
+def test_show_stores_alt_text_in_the_figure(monkeypatch):
+    import matplotlib.pyplot as plt
+    from IPython import display as ipy_display
+
+    from beyondbert.plotting import alt_text, show
+
+    shown = []
+    monkeypatch.setattr(ipy_display, "display", lambda obj: shown.append(obj))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    show(fig, alt="A line falling from 1 to 0.")
+    assert alt_text(shown[0].data) == "A line falling from 1 to 0."
+    with pytest.raises(ValueError, match="alt must say"):
+        show(plt.subplots()[0], alt="plot")

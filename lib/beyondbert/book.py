@@ -11,6 +11,11 @@
    each chapter's other figures, folded. Each figure links to the heading of the chapter page
    that measured it. A chapter that recorded nothing, or a record naming a heading no page has,
    is a build warning (an error under ``-W``).
+4. Prose roles for numbers that are not measured on the page: ``{paper}`92.5 %``` (quoted from a
+   paper) and ``{fact}`448``` (a fixed fact); they render as text, and the prose-number test
+   (``tests/test_prose_numbers.py``) accepts digits inside them (measured numbers come from glue).
+5. Alt text: a figure shown with :func:`beyondbert.plotting.show` carries its alt text in the PNG;
+   it becomes the image's ``alt``. A notebook figure without one is a build warning.
 """
 
 from __future__ import annotations
@@ -93,6 +98,34 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
             seen.add(key)
             unique.append(script)
     scripts[:] = unique
+
+
+def _text_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{paper}`…``` and ``{fact}`…```: the text itself, marked with a class for styling."""
+    return [nodes.inline(rawtext, text, classes=[f"{name}-figure"])], []
+
+
+def _image_alt_text(app: Sphinx, doctree: nodes.document) -> None:
+    """Give every notebook figure the alt text :func:`beyondbert.plotting.show` stored in it."""
+    from .plotting import alt_text
+
+    docname = app.env.docname
+    for image in doctree.findall(nodes.image):
+        if image.get("alt"):
+            continue
+        uri = image.get("uri", "")
+        if not uri.endswith(".png") or "://" in uri:
+            continue
+        _, path = app.env.relfn2path(uri, docname)
+        try:
+            text = alt_text(path)
+        except OSError:
+            text = None
+        if text:
+            image["alt"] = text
+        elif "jupyter_execute" in path or "jupyter_execute" in uri:
+            logger.warning(f"a figure on {docname} has no alt text: show it with "
+                           f"beyondbert.plotting.show(fig, alt=...)", location=image)
 
 
 class results_placeholder(nodes.General, nodes.Element):
@@ -247,6 +280,9 @@ def setup(app: Sphinx) -> dict:
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _write_css)
     app.add_css_file("beyondbert.css")
+    app.add_role("paper", _text_role)
+    app.add_role("fact", _text_role)
+    app.connect("doctree-read", _image_alt_text)
     app.add_node(results_placeholder)
     app.add_directive("results-table", ResultsTable)
     app.connect("doctree-resolved", _fill_results)

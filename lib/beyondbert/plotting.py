@@ -1,12 +1,42 @@
-"""The figure helpers chapters share: attention heatmaps and mask matrices."""
+"""The figure helpers chapters share: showing a figure with its alt text, attention heatmaps and
+mask matrices."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import io
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+
+ALT_TEXT_KEY = "Description"  # the PNG text chunk the book's extension reads as the image's alt text
+
+
+def show(fig: plt.Figure, alt: str) -> None:
+    """Display ``fig`` in the notebook with ``alt`` (what it shows, in words) as its alt text.
+
+    The text travels inside the PNG (a ``Description`` chunk); the book's Sphinx extension makes it
+    the ``alt`` attribute of the image, so a screen reader can describe the figure.
+    """
+    if not isinstance(alt, str) or len(alt.split()) < 4:
+        raise ValueError(f"alt must say in words what the figure shows (4 words or more), got {alt!r}")
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", metadata={ALT_TEXT_KEY: alt})
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="png"))
+
+
+def alt_text(png: bytes | str) -> str | None:
+    """The alt text :func:`show` stored in a PNG (bytes or a path), or None."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png) if isinstance(png, bytes) else png) as image:
+        return getattr(image, "text", {}).get(ALT_TEXT_KEY)
 
 
 def _as_matrix(weights: torch.Tensor | np.ndarray, name: str) -> np.ndarray:

@@ -71,3 +71,46 @@ def record(
         partial.replace(path)
     return value
 
+
+
+class _GluedText:
+    """A value whose plain-text form is exactly ``text`` (a glued ``str`` would show its quotes)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def glue_text(name: str, value: object, fmt: str = "{:.3f}") -> str:
+    """Make ``value`` (formatted with ``fmt``) available to the page's prose as ``{glue:text}`name```.
+
+    Returns the formatted text. Use it for a measured number the prose quotes but the results page
+    does not need (a count, an intermediate); :func:`page_recorder` records and glues at once.
+    """
+    if not name or not str(name).replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"glue name must be letters, digits, '_' or '-', got {name!r}")
+    text = fmt.format(value)
+    from myst_nb import glue
+
+    glue(name, _GluedText(text), display=False)
+    return text
+
+
+def page_recorder(chapter: str, section: str | None = None):
+    """A page's recording helper: ``rec(name, value, unit, label=..., fmt=...)`` records the figure
+    for the results page (:func:`record`) and glues it under ``name`` for the prose.
+
+    ``section`` is the default heading the figures are under; pass ``section=`` to a call (or set
+    ``rec.section = "..."``) when the page moves on to another heading.
+    """
+    def rec(name: str, value: float, unit: str = "", *, label: str, fmt: str = "{:.3f}",
+            section: str | None = None, **paper: object) -> float:
+        value = record(chapter, name, value, unit, label=label,
+                       section=section or rec.section, **paper)
+        glue_text(name, value, fmt)
+        return value
+
+    rec.section = section
+    return rec
