@@ -42,7 +42,9 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode
 from .session import FLAGS_FILE, SandboxError, SandboxSession
 
 TEST_FILENAME = "<test cell>"
-GRADER_SIDE = {"beyondbert.seeding.seed_everything"}  # library functions tests run here
+GRADER_SIDE = {"beyondbert.seeding.seed_everything",  # library functions tests run here
+               "beyondbert.grading.student.plain", "beyondbert.grading.student.gradient",
+               "beyondbert.grading.student.hidden_rng", "beyondbert.grading.student.hidden_seed"}
 # The modules a test may use under a name a student cell bound (``import numpy as np``), by exact
 # name: the grader imports its own copy of these and of nothing else a student names.
 TEST_MODULES = ("math", "random", "numpy", "numpy.linalg", "numpy.testing", "scipy",
@@ -70,6 +72,12 @@ class StudentFunction:
     def __call__(self, *args, **kwargs):
         self._before_call()
         return self._session.call(self._name, args, kwargs, self._timeout)
+
+    def gradient(self, args: tuple, kwargs: dict, wrt: object) -> tuple:
+        """The gradient of this function's scalar result, computed in the sandbox (used by
+        ``beyondbert.grading.student.gradient``)."""
+        self._before_call()
+        return self._session.gradient(self._name, args, kwargs, wrt, self._timeout)
 
     def __repr__(self) -> str:
         return f"<student function {self._name}>"

@@ -1,8 +1,20 @@
 """Plain data across the sandbox boundary: JSON plus ``.npy`` arrays, never pickles.
 
 Allowed: None, bool, int, float, str, lists/tuples/dicts of those (string keys), NumPy arrays of
-numeric or bool dtype, and torch tensors (sent as arrays, rebuilt as tensors). Anything else raises
-``NotPlainData`` — an object with a custom ``__eq__`` cannot cross.
+numeric or bool dtype, and torch tensors (sent as arrays, rebuilt as tensors, detached).
+
+**The one plain-data rule** (the same in the sandbox, in ``beyondbert check`` and in the student's
+own kernel, where visible tests call ``beyondbert.grading.student.plain`` on what a function
+returns): values are *converted, not refused*, where the conversion is unambiguous —
+
+* a dict subclass (``Counter``, ``defaultdict``, ``OrderedDict``) becomes a ``dict``;
+* a list or tuple subclass (a ``namedtuple``, ``torch.return_types``) becomes a ``list``/``tuple``;
+* a NumPy scalar becomes a Python ``bool``, ``int`` or ``float`` (``np.float64(0.5)`` -> ``0.5``),
+  and a ``str`` or ``int`` subclass (``np.str_``, an ``IntEnum``) becomes a ``str`` or ``int``.
+
+Anything else (a set, a complex number, a dict with tuple keys, an object with a custom
+``__eq__``) raises ``NotPlainData`` with a message that names the type and says how to fix it. A
+converted value is a fresh plain object: nothing of the student's class crosses.
 
 Messages are length-prefixed JSON. Both sides check every message against the same limits
 (:func:`encode_message`, :func:`decode_message`): at most ``MAX_MESSAGE_BYTES`` bytes and
@@ -51,8 +63,69 @@ def _array_payload(array: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+_FIXES = {  # what a student should return instead, by the type's name
+    "set": "return a sorted list instead (sorted(the_set))",
+    "frozenset": "return a sorted list instead (sorted(the_set))",
+    "complex": "return the real and imaginary parts as two floats, or a complex tensor's "
+               "torch.view_as_real(...)",
+    "generator": "return a list (list(...)) instead of a generator",
+    "map": "return a list (list(...)) instead",
+    "filter": "return a list (list(...)) instead",
+    "zip": "return a list of tuples (list(zip(...))) instead",
+    "dict_keys": "return a list (list(d.keys())) instead",
+    "dict_values": "return a list (list(d.values())) instead",
+    "dict_items": "return a list (list(d.items())) instead",
+    "range": "return a list (list(range(...))) instead",
+    "Tensor": "return a torch.Tensor, not a subclass of it",
+}
+
+
+def _type_name(kind: type) -> str:
+    module = getattr(kind, "__module__", "") or ""
+    name = getattr(kind, "__qualname__", None) or getattr(kind, "__name__", "?")
+    return str(name) if module == "builtins" else f"{module}.{name}"
+
+
+def _not_plain(kind: type) -> NotPlainData:
+    fix = _FIXES.get(getattr(kind, "__name__", ""),
+                     "return numbers, strings, lists, tuples, dicts with string keys, NumPy "
+                     "arrays or torch tensors")
+    return NotPlainData(f"a value of type {_type_name(kind)} is not plain data: {fix}")
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)  # np.str_ or another str subclass: the plain string
+    if isinstance(key, tuple) and all(isinstance(k, str) for k in key):
+        fix = f"join the pair into one string, e.g. {' '.join(key)!r} for {key!r}"
+    else:
+        fix = "use string keys (str(key))"
+    raise NotPlainData(f"dict keys must be strings, got a key of type "
+                       f"{_type_name(type(key))}: {fix}")
+
+
+def _numpy_scalar(value: np.generic) -> object:
+    """A NumPy scalar as the Python scalar it stands for (NotPlainData if there is none)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.str_):
+        return str.__str__(value)
+    if isinstance(value, np.complexfloating):
+        raise _not_plain(complex)
+    raise NotPlainData(f"a NumPy scalar of dtype {value.dtype} is not plain data: return a "
+                       f"number, or an array of a numeric dtype")
+
+
 def to_plain(value: object, depth: int = 0) -> object:
-    """Turn ``value`` into JSON-able data; arrays and tensors become tagged ``.npy`` payloads."""
+    """Turn ``value`` into JSON-able data; arrays and tensors become tagged ``.npy`` payloads.
+
+    Applies the module's conversions (dict/list/tuple subclasses, NumPy scalars); raises
+    ``NotPlainData`` naming the type and the fix for anything else.
+    """
     if depth > MAX_DEPTH:
         raise NotPlainData(f"nesting deeper than {MAX_DEPTH} levels")
     kind = type(value)
@@ -66,11 +139,9 @@ def to_plain(value: object, depth: int = 0) -> object:
         items = [to_plain(v, depth + 1) for v in value]
         return {"__tuple__": items} if kind is tuple else items
     if kind is dict:
-        if not all(type(k) is str for k in value):
-            raise NotPlainData("dict keys must be strings")
-        return {"__dict__": {k: to_plain(v, depth + 1) for k, v in value.items()}}
-    if isinstance(value, np.generic) and type(value).__module__ == "numpy":
-        return to_plain(np.asarray(value), depth)
+        return {"__dict__": {_key(k): to_plain(v, depth + 1) for k, v in value.items()}}
+    if isinstance(value, np.generic):  # before float/int: np.float64 is a float subclass
+        return to_plain(_numpy_scalar(value), depth)
     if kind is np.ndarray:
         return {"__ndarray__": _array_payload(value)}
     try:
@@ -80,9 +151,35 @@ def to_plain(value: object, depth: int = 0) -> object:
     if torch is not None and kind in (torch.Tensor, torch.nn.Parameter):
         tensor = value.detach().cpu()
         if tensor.dtype == torch.bfloat16:
-            raise NotPlainData("bfloat16 tensors are not supported; convert to float32")
+            raise NotPlainData("bfloat16 tensors are not supported: convert to float32 "
+                               "(.float()) before returning")
+        if tensor.is_complex():
+            raise NotPlainData("complex tensors are not plain data: return "
+                               "torch.view_as_real(...) (real and imaginary parts)")
         return {"__tensor__": _array_payload(tensor.numpy()), "requires_grad": False}
-    raise NotPlainData(f"values of type {kind.__module__}.{kind.__qualname__} are not plain data")
+    # The conversions: subclasses of dict, list and tuple, str and int (bool cannot be subclassed)
+    if isinstance(value, dict):
+        items = dict.items(value)  # the dict's own items, whatever the subclass overrides
+        return {"__dict__": {_key(k): to_plain(v, depth + 1) for k, v in items}}
+    if isinstance(value, tuple):
+        return {"__tuple__": [to_plain(v, depth + 1) for v in tuple.__iter__(value)]}
+    if isinstance(value, list):
+        return [to_plain(v, depth + 1) for v in list.__iter__(value)]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return to_plain(float.__float__(value), depth)
+    raise _not_plain(kind)
+
+
+def round_trip(value: object) -> object:
+    """``value`` as the other side of the sandbox boundary receives it: converted by
+    :func:`to_plain`, encoded as a message (checked against the limits), decoded and rebuilt by
+    :func:`from_plain`. What ``beyondbert.grading.student.plain`` applies in a student's kernel."""
+    message = decode_message(encode_message({"value": to_plain(value)})[8:])  # no length prefix
+    return from_plain(message["value"])
 
 
 def _load_array(payload: object) -> np.ndarray:

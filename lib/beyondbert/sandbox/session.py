@@ -412,3 +412,23 @@ class SandboxSession:
         except NotPlainData:
             self._protocol_violation()
 
+    def gradient(self, name: str, args: tuple, kwargs: dict, wrt: object,
+                 timeout: float) -> tuple:
+        """The gradient of the student's scalar loss ``name(*args, **kwargs)`` with respect to
+        the positional arguments at ``wrt``, computed in the sandbox (``worker.compute_gradient``);
+        a tuple of tensors, one per position, as plain data."""
+        try:
+            message = {"op": "gradient", "name": name, "args": to_plain(tuple(args)),
+                       "kwargs": to_plain(dict(kwargs)), "wrt": to_plain(wrt)}
+        except NotPlainData as err:
+            raise SandboxError("NotPlainData", f"arguments must be plain data: {err}") from None
+        reply = self._request(message, timeout)
+        try:
+            grads = from_plain(reply.get("value"))
+        except NotPlainData:
+            self._protocol_violation()
+        import torch
+
+        if type(grads) is not tuple or not all(type(g) is torch.Tensor for g in grads):
+            self._protocol_violation()
+        return grads

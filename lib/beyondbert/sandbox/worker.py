@@ -6,6 +6,12 @@ In the sandbox, each worker is a child the warm ``zygote`` forks, which sets ``s
 had been started as ``python -m beyondbert.sandbox.worker SEED REQUEST_FD REPLY_FD FILES``; the
 grader starts that command itself only without a sandbox. With FILES (the files handed in,
 mounted read-only in the sandbox) the worker first copies them into its working folder.
+
+Requests: ``exec`` (run a cell), ``describe`` (what a name is), ``call`` (call a function on plain
+data, return plain data) and ``gradient`` (call a function, then return the gradient of its scalar
+tensor result with respect to chosen arguments: see :func:`compute_gradient`, which
+``beyondbert.grading.student.gradient`` also runs in a student's own kernel, so a loss is judged
+the same way there and when graded).
 """
 
 from __future__ import annotations
@@ -67,6 +73,70 @@ def _to_python(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+def _wrt_positions(wrt: object, n_args: int) -> tuple[int, ...]:
+    positions = (wrt,) if type(wrt) is int else wrt
+    if (not isinstance(positions, (tuple, list)) or not positions
+            or any(type(i) is not int for i in positions)):
+        raise TypeError(f"wrt must be an int or a tuple of ints, got {wrt!r}")
+    for i in positions:
+        if not -n_args <= i < n_args:
+            raise IndexError(f"wrt={i}: the function was given only {n_args} positional "
+                             f"argument(s)")
+    return tuple(i % n_args for i in positions)
+
+
+def _arguments(positions) -> str:
+    names = [str(i) for i in positions]
+    if len(names) == 1:
+        return f"argument {names[0]}"
+    return f"arguments {', '.join(names[:-1])} and {names[-1]}"
+
+
+def compute_gradient(function, args: tuple, kwargs: dict, wrt: object = 0) -> tuple:
+    """The gradient of the scalar tensor ``function(*args, **kwargs)`` with respect to the
+    positional arguments at ``wrt`` (an int or a tuple of ints): a tuple of tensors, one per
+    position, each of its argument's shape and dtype.
+
+    Each chosen argument must be a floating-point tensor; the function gets a fresh copy that
+    requires grad (the caller's tensor is not touched). Raises ``AssertionError`` with a message a
+    student understands when the result is not a one-element tensor attached to those arguments
+    (a loss computed with ``.item()``, ``float()`` or NumPy).
+    """
+    import torch
+
+    args = list(args)
+    positions = _wrt_positions(wrt, len(args))
+    for i in positions:
+        if not (isinstance(args[i], torch.Tensor) and args[i].is_floating_point()):
+            raise TypeError(f"argument {i} must be a floating-point tensor to take a gradient "
+                            f"with respect to it, got {type(args[i]).__name__}"
+                            + (f" of dtype {args[i].dtype}" if isinstance(args[i], torch.Tensor)
+                               else ""))
+        args[i] = args[i].detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = function(*args, **kwargs)
+    asked = (f"your loss has no gradient with respect to {_arguments(positions)}: did you use "
+             f".item(), float() or NumPy?")
+    if not isinstance(out, torch.Tensor):
+        raise AssertionError(f"{asked} It returned a {type(out).__name__}, not a tensor: keep the "
+                             f"whole computation in torch and return the tensor")
+    if out.numel() != 1:
+        raise AssertionError(f"a loss must be a single number (a tensor of shape ()), got shape "
+                             f"{tuple(out.shape)}: reduce it with .mean() or .sum()")
+    if not out.requires_grad:
+        raise AssertionError(f"{asked} The tensor it returned is detached from its inputs "
+                             f"(.item(), float(), .detach(), torch.tensor(...) of a result and "
+                             f"NumPy all cut the graph): keep the whole computation in torch")
+    grads = torch.autograd.grad(out.reshape(()), [args[i] for i in positions], allow_unused=True)
+    missing = [i for i, g in zip(positions, grads) if g is None]
+    if missing:
+        raise AssertionError(
+            f"your loss has no gradient with respect to {_arguments(missing)}: did you use "
+            f".item(), float() or NumPy? The result does not depend on that argument through "
+            f"torch operations (or went through .detach())")
+    return tuple(g.detach() for g in grads)
+
+
 def _describe(namespace: dict, name: str) -> dict:
     if name not in namespace:
         return {"kind": "missing"}
@@ -102,6 +172,11 @@ def _run(namespace: dict, request: dict, cell_counter: list[int]) -> dict:
                 function = namespace[request["name"]]
                 result = function(*from_plain(request["args"]), **from_plain(request["kwargs"]))
                 reply["value"] = to_plain(result)
+            elif op == "gradient":
+                function = namespace[request["name"]]
+                grads = compute_gradient(function, tuple(from_plain(request["args"])),
+                                         from_plain(request["kwargs"]), from_plain(request["wrt"]))
+                reply["value"] = to_plain(grads)
             else:
                 raise ValueError(f"unknown operation {op!r}")
     except BaseException as failure:  # noqa: BLE001 - SystemExit and friends fail the cell only

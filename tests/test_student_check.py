@@ -1,0 +1,257 @@
+"""What passes locally passes graded (issue 24): one plain-data rule, gradients of losses, hidden
+inputs from a course secret, and ``beyondbert check`` with the grader's own path.
+
+The plain-data rule and the gradient helper are tested on their own, in a sandboxed worker and
+through the sandboxed executor; the end-to-end tests then run the same answers (ex2's ``Counter``,
+ex4's ``np.float64``, a ``.item()`` loss) in a student's kernel, in ``beyondbert check`` and
+graded by nbgrader, and compare.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, defaultdict, namedtuple
+
+import numpy as np
+import pytest
+import torch
+
+from beyondbert.grading.student import (NotPlainData, create_course_secret, gradient,
+                                        hidden_rng, hidden_seed, plain)
+from beyondbert.sandbox import launcher
+from beyondbert.sandbox.executor import SandboxedExecute
+from beyondbert.sandbox.session import SandboxError, SandboxSession
+
+needs_sandbox = pytest.mark.skipif(launcher.sandbox_problem() is not None,
+                                   reason="bubblewrap cannot start a sandbox here")
+
+
+# ------------------------------------------------------------------------ the plain-data rule
+@pytest.mark.parametrize("value, expected", [
+    (Counter({"e s": 9, "l o": 7}), {"e s": 9, "l o": 7}),
+    (defaultdict(int, {"e s": 9}), {"e s": 9}),
+    (OrderedDict([("b", 1), ("a", 2)]), {"b": 1, "a": 2}),
+    ({"nested": Counter({"x": 1})}, {"nested": {"x": 1}}),
+    (np.float64(0.25), 0.25),
+    (np.float32(0.5), 0.5),
+    (np.int64(3), 3),
+    (np.bool_(True), True),
+    (np.str_("word"), "word"),
+    (namedtuple("Pair", "a b")(1, 2), (1, 2)),
+    (torch.Size([2, 3]), (2, 3)),
+])
+def test_dict_subclasses_and_numpy_scalars_become_plain_python(value, expected):
+    got = plain(value)
+    assert got == expected and type(got) is type(expected)
+    if isinstance(got, dict):
+        assert all(type(v) is type(expected[k]) for k, v in got.items())
+
+
+def test_tensors_come_back_detached_and_arrays_keep_their_dtype():
+    x = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
+    got = plain({"t": x * 2, "a": np.arange(4, dtype=np.int16), "s": torch.tensor(1.5)})
+    assert type(got["t"]) is torch.Tensor and not got["t"].requires_grad
+    assert got["t"].dtype == torch.float64 and torch.equal(got["t"], torch.full((2, 3), 2.0,
+                                                                               dtype=torch.float64))
+    assert got["a"].dtype == np.int16 and got["s"].shape == ()
+    assert plain(plain(got["t"])).equal(got["t"])  # idempotent: the grader's plain data stays
+
+
+@pytest.mark.parametrize("value, names", [
+    ({("e", "s"): 9}, ["tuple", "'e s'"]),
+    ({1: "a"}, ["int", "string keys"]),
+    ({"a", "b"}, ["set", "sorted"]),
+    (1 + 2j, ["complex"]),
+    (np.complex128(1j), ["complex"]),
+    ((x for x in [1]), ["generator", "list("]),
+    (object(), ["object", "return numbers"]),
+])
+def test_what_cannot_be_converted_names_the_type_and_the_fix(value, names):
+    with pytest.raises(NotPlainData) as raised:
+        plain(value)
+    for name in names:
+        assert name in str(raised.value)
+
+
+# ------------------------------------------------------------------------------ gradients
+def triplet(anchor, positive, negative, margin=1.0):
+    d_pos = (anchor - positive).norm(dim=-1)
+    d_neg = (anchor - negative).norm(dim=-1)
+    return torch.relu(d_pos - d_neg + margin).mean()
+
+
+def triplet_item(anchor, positive, negative, margin=1.0):
+    return torch.tensor(triplet(anchor, positive, negative, margin).item())
+
+
+def triplet_numpy(anchor, positive, negative, margin=1.0):
+    a, p, n = (t.detach().numpy() for t in (anchor, positive, negative))
+    d = np.linalg.norm(a - p, axis=-1) - np.linalg.norm(a - n, axis=-1) + margin
+    return float(np.maximum(d, 0).mean())
+
+
+def inputs(dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(5, 4, generator=g, dtype=dtype) for _ in range(3))
+
+
+def test_a_correct_loss_s_gradient_equals_autograd():
+    a, p, n = inputs()
+    leaves = [t.clone().requires_grad_(True) for t in (a, p, n)]
+    expected = torch.autograd.grad(triplet(*leaves, margin=2.0), leaves)
+    got = gradient(triplet, a, p, n, wrt=(0, 1, 2), margin=2.0)
+    assert type(got) is tuple and len(got) == 3
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.dtype == torch.float64 and torch.allclose(g, e)
+    one = gradient(triplet, a, p, n, wrt=0, margin=2.0)
+    assert type(one) is torch.Tensor and torch.allclose(one, expected[0])
+    assert not a.requires_grad  # the caller's tensor is not touched
+
+
+@pytest.mark.parametrize("loss", [triplet_item, triplet_numpy])
+def test_a_loss_without_gradient_fails_with_a_message_a_student_understands(loss):
+    with pytest.raises(AssertionError, match=r"no gradient with respect to argument 0: did you "
+                                             r"use \.item\(\), float\(\) or NumPy\?"):
+        gradient(loss, *inputs(), wrt=0)
+
+
+def test_a_satisfied_triplet_has_a_zero_gradient_and_a_detached_part_is_named():
+    a, p, n = inputs()
+    zero = gradient(triplet, a, a.clone(), a + 100, wrt=(0, 1, 2))  # satisfied: no gradient
+    assert all(torch.count_nonzero(g) == 0 for g in zero)
+    with pytest.raises(AssertionError, match="argument 1"):
+        gradient(lambda x, y: (x ** 2).sum() + y.detach().sum(), a, p, wrt=(0, 1))
+    with pytest.raises(AssertionError, match="single number"):
+        gradient(lambda x: x * 2, a)
+    with pytest.raises(TypeError, match="floating-point tensor"):
+        gradient(lambda x: x.sum(), torch.arange(3))
+
+
+# ------------------------------------------------------------- the same, in a sandboxed worker
+STUDENT_CELL = '''
+import numpy as np
+import torch
+from collections import Counter, defaultdict
+
+def count_pairs(vocab):
+    counts = defaultdict(int)
+    for word, n in vocab.items():
+        symbols = word.split()
+        for pair in zip(symbols, symbols[1:]):
+            counts[" ".join(pair)] += n
+    return counts
+
+def count_pairs_counter(vocab):
+    return Counter(count_pairs(vocab))
+
+def score(x):
+    return np.float64(x.sum().item())
+
+def triplet(anchor, positive, negative, margin=1.0):
+    d_pos = (anchor - positive).norm(dim=-1)
+    d_neg = (anchor - negative).norm(dim=-1)
+    return torch.relu(d_pos - d_neg + margin).mean()
+
+def triplet_item(anchor, positive, negative, margin=1.0):
+    return torch.tensor(triplet(anchor, positive, negative, margin).item())
+'''
+
+
+@pytest.fixture(scope="module")
+def session():
+    if launcher.sandbox_problem() is not None:
+        pytest.skip("bubblewrap cannot start a sandbox here")
+    with SandboxSession(None) as sandboxed:
+        sandboxed.run_cell(STUDENT_CELL, timeout=60)
+        yield sandboxed
+
+
+@needs_sandbox
+def test_the_sandbox_converts_as_plain_does(session):
+    toy = {"l o w </w>": 5, "n e w e s t </w>": 6}
+    for name in ("count_pairs", "count_pairs_counter"):
+        got = session.call(name, (toy,), {}, timeout=30)
+        assert type(got) is dict and got == {"l o": 5, "o w": 5, "w </w>": 5, "n e": 6, "e w": 6,
+                                             "w e": 6, "e s": 6, "s t": 6, "t </w>": 6}
+    value = session.call("score", (torch.ones(3),), {}, timeout=30)
+    assert type(value) is float and value == 3.0
+
+
+@needs_sandbox
+def test_gradients_are_computed_in_the_sandbox(session):
+    a, p, n = inputs()
+    got = session.gradient("triplet", (a, p, n), {"margin": 2.0}, (0, 2), timeout=30)
+    expected = gradient(triplet, a, p, n, wrt=(0, 2), margin=2.0)
+    assert all(torch.allclose(g, e) for g, e in zip(got, expected))
+    with pytest.raises(SandboxError, match="no gradient with respect to argument 0") as raised:
+        session.gradient("triplet_item", (a, p, n), {}, 0, timeout=30)
+    assert raised.value.ename == "AssertionError"
+
+
+def graded_notebook(cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, source) in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source)
+        if kind == "test":
+            cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                         "grade_id": f"test_{i}", "points": 1}
+        nb.cells.append(cell)
+    return nb
+
+
+GRADIENT_TEST = '''
+from beyondbert.grading.student import gradient
+a, p, n = (torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+           for i in range(3))
+got = gradient({name}, a, p, n, wrt=(0, 1, 2))
+leaves = [t.clone().requires_grad_(True) for t in (a, p, n)]
+want = torch.autograd.grad(reference(*leaves), leaves)
+assert all(torch.allclose(g, w) for g, w in zip(got, want)), "wrong gradient"
+'''
+
+
+@needs_sandbox
+def test_a_graded_test_cell_checks_the_gradient_in_the_sandbox(tmp_path):
+    reference = ("from beyondbert.grading.student import plain\n"
+                 "def reference(a, p, n):\n"
+                 "    return torch.relu((a - p).norm(dim=-1) - (a - n).norm(dim=-1) + 1.0).mean()\n")
+    nb = graded_notebook([("student", STUDENT_CELL),
+                          ("test", reference + "\n" + GRADIENT_TEST.format(name="triplet")),
+                          ("test", GRADIENT_TEST.format(name="triplet_item")),
+                          ("test", "assert type(plain(count_pairs({'a b': 2}))) is dict\n"
+                                   "assert type(score(torch.ones(2))) is float")])
+    resources = {"metadata": {"path": str(tmp_path)}, "nbgrader": {"assignment": "x"}}
+    SandboxedExecute(timeout=30).preprocess(nb, resources)
+    assert nb.cells[1].outputs == []
+    [error] = nb.cells[2].outputs
+    assert error["ename"] == "AssertionError"
+    assert error["evalue"].startswith("your loss has no gradient with respect to arguments 0, 1 "
+                                      "and 2: did you use .item(), float() or NumPy?")
+    assert nb.cells[3].outputs == []
+
+
+# ---------------------------------------------------------------------------- hidden inputs
+def test_hidden_inputs_come_from_the_course_secret_else_a_public_seed(tmp_path, monkeypatch):
+    monkeypatch.delenv("BEYONDBERT_COURSE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    public = hidden_seed("ex/task")
+    assert public == hidden_seed("ex/task") and public != hidden_seed("ex/other")
+    course = tmp_path / "course"
+    (course / "autograded").mkdir(parents=True)
+    secret = create_course_secret(course)
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert create_course_secret(course).read_text() == secret.read_text()  # kept, not replaced
+    monkeypatch.chdir(course / "autograded")  # nbgrader grades in the course folder
+    private = hidden_seed("ex/task")
+    assert private != public and private == hidden_seed("ex/task")
+    x = torch.randn(3, generator=hidden_rng("ex/task"))
+    assert torch.equal(x, torch.randn(3, generator=hidden_rng("ex/task")))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BEYONDBERT_COURSE_DIR", str(course))  # the hub's instructor server
+    assert hidden_seed("ex/task") == private
+    other = tmp_path / "next-term"
+    other.mkdir()
+    create_course_secret(other)
+    monkeypatch.setenv("BEYONDBERT_COURSE_DIR", str(other))
+    assert hidden_seed("ex/task") not in (public, private)  # a new term, new inputs
