@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 JB_STRICT := --all -W -n --keep-going
 
-.PHONY: book book-fast test hub-proxy lint exercises install-cells benchmark setup system-deps clean
+.PHONY: book book-fast test hub-proxy lint exercises install-cells benchmark lessons setup system-deps clean
 
 setup: $(STAMP)
 
@@ -73,6 +73,11 @@ install-cells: $(STAMP)
 ## Regenerate the student notebooks exercises/*.ipynb from solutions/ (nbgrader).
 exercises: $(STAMP)
 	$(BIN)/beyondbert generate
+
+## Every page's lessons re-checked on seeds 1, 2 and 3 (not part of `make test`: about 3 book
+## builds of time); prints the table and writes _build/lessons.md. PAGES=... limits the pages.
+lessons: $(STAMP)
+	$(BIN)/python scripts/lessons.py $(PAGES)
 
 ## Speed and accuracy figures (not pass/fail).
 benchmark: $(STAMP)
