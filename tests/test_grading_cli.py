@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -180,33 +182,103 @@ def test_grade_one_file_as_json(repo, tmp_path):
     assert list(tmp_path.iterdir()) == [], "grade must not write into the current folder"
 
 
-def test_release_to_an_exchange_and_collect_with_the_course_s_time(tmp_path):
+ME = pwd.getpwuid(os.getuid()).pw_name  # a student whose inbound folders this user owns
+
+
+def _inbound(exchange: Path, student: str, stamp: str = "2000-01-01 00:00:00.000000 UTC",
+             notebook: Path | None = None) -> Path:
+    """An inbound folder as ``nbgrader submit`` makes it, named after ``student``."""
+    folder = exchange / "beyond-bert" / "inbound" / f"{student}+{EXERCISE}+{stamp}+a1b2c3"
+    folder.mkdir(parents=True)
+    source = notebook or exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK
+    shutil.copyfile(source, folder / NOTEBOOK)
+    return folder
+
+
+@pytest.fixture
+def released(tmp_path):
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     step = beyondbert("release", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
                       cwd=tmp_path)
     assert step.returncode == 0, step.stderr
-    assert (exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK).is_file()
-    assert "released to the exchange" in step.stdout
+    return exchange
 
-    # alice submits through the exchange, with a forged submission time of her own
-    forged = "2000-01-01 00:00:00.000000 UTC"
-    inbound = exchange / "beyond-bert" / "inbound" / f"alice+{EXERCISE}+{forged}+a1b2c3"
-    inbound.mkdir(parents=True)
-    shutil.copyfile(exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK, inbound / NOTEBOOK)
-    (inbound / "timestamp.txt").write_text(forged)
-    step = beyondbert("collect", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
-                      cwd=tmp_path)
+
+def _collect(tmp_path: Path, exchange: Path) -> subprocess.CompletedProcess:
+    return beyondbert("collect", EXERCISE, "--course", tmp_path / "course", "--exchange",
+                      exchange, cwd=tmp_path)
+
+
+def test_release_to_an_exchange_and_collect_with_the_course_s_time(tmp_path, released):
+    exchange = released
+    assert (exchange / "beyond-bert" / "outbound" / EXERCISE / NOTEBOOK).is_file()
+
+    # the student submits through the exchange, with a forged submission time of their own, in
+    # the folder's name and in a timestamp.txt that is not even text
+    inbound = _inbound(exchange, ME)
+    (inbound / "timestamp.txt").write_bytes(b"\xff\xfe")
+    step = _collect(tmp_path, exchange)
     assert step.returncode == 0, step.stderr
-    assert "collected 1 new submission(s): alice" in step.stdout
-    submitted = tmp_path / "course" / "submitted" / "alice" / EXERCISE
+    assert f"collected 1 new submission(s): {ME}" in step.stdout
+    submitted = tmp_path / "course" / "submitted" / ME / EXERCISE
     assert (submitted / NOTEBOOK).is_file()
     stamp = (submitted / "timestamp.txt").read_text()
     assert not stamp.startswith("2000") and stamp[:4] == str(datetime.now(timezone.utc).year)
-    again = beyondbert("collect", EXERCISE, "--course", tmp_path / "course", "--exchange", exchange,
-                       cwd=tmp_path)
+    again = _collect(tmp_path, exchange)
     assert "collected 0 new submission(s)" in again.stdout
     assert (submitted / "timestamp.txt").read_text() == stamp  # nothing new: the stamp stays
+    # a newer folder whose name claims an older time, and one whose name is not a time: the
+    # newest by what the grader observes (its change time) wins, and nothing stops the class
+    time.sleep(0.05)
+    _inbound(exchange, ME, stamp="not a time at all")
+    step = _collect(tmp_path, exchange)
+    assert step.returncode == 0 and f"collected 1 new submission(s): {ME}" in step.stdout, step
+    assert (submitted / "timestamp.txt").read_text() != stamp
+
+
+def test_collect_refuses_links_and_files_that_are_not_regular(tmp_path, released, repo):
+    exchange = released
+    course = tmp_path / "course"
+    solution = course / "source" / EXERCISE / NOTEBOOK
+    linked = _inbound(exchange, ME)  # the notebook itself a link to the solution
+    (linked / NOTEBOOK).unlink()
+    (linked / NOTEBOOK).symlink_to(solution)
+    step = _collect(tmp_path, exchange)
+    assert step.returncode == 0, step.stderr
+    assert "collected 0 new submission(s)" in step.stdout
+    assert "refused" in step.stderr and "is a symbolic link" in step.stderr
+    assert not (course / "submitted" / ME).exists()
+    shutil.rmtree(linked)
+    for name, make in [("gradebook.db", lambda p: p.symlink_to(course / "gradebook.db")),
+                       ("notes", lambda p: os.mkfifo(p)),
+                       ("data", lambda p: (p.mkdir(), (p / "x").symlink_to("/etc/passwd")))]:
+        folder = _inbound(exchange, ME, stamp=name)
+        make(folder / name)
+        step = _collect(tmp_path, exchange)
+        assert "collected 0 new submission(s)" in step.stdout, (name, step.stdout, step.stderr)
+        assert "refused" in step.stderr, (name, step.stderr)
+        assert not (course / "submitted" / ME).exists(), name
+        shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a folder to another user")
+def test_collect_refuses_a_folder_another_user_made_in_a_student_s_name(tmp_path, released):
+    exchange = released
+    own = _inbound(exchange, ME, stamp="2026-01-01 00:00:00.000000 UTC")
+    time.sleep(0.05)
+    forged = _inbound(exchange, ME, stamp="2099-01-01 00:00:00.000000 UTC")
+    (forged / NOTEBOOK).write_text('{"cells": [], "metadata": {}, "nbformat": 4, '
+                                   '"nbformat_minor": 5}')
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path in (forged, forged / NOTEBOOK):
+        os.chown(path, nobody, nobody)
+    step = _collect(tmp_path, exchange)
+    assert step.returncode == 0, step.stderr
+    assert f"collected 1 new submission(s): {ME}" in step.stdout
+    assert f"names {ME} but is owned by nobody" in step.stderr
+    submitted = tmp_path / "course" / "submitted" / ME / EXERCISE / NOTEBOOK
+    assert submitted.read_bytes() == (own / NOTEBOOK).read_bytes()
 
 
 @pytest.mark.parametrize("args", [

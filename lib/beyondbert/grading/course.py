@@ -17,10 +17,12 @@ calls ``alembic`` to create the gradebook, and in-process runs warn on every aut
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -125,20 +127,88 @@ def generate(course: Path, exercise: str, database: bool = True) -> Path:
     return course / "release" / exercise / f"{exercise}.ipynb"
 
 
-def read_notebook(path: Path) -> dict:
+# What a handed-in notebook may be, checked before nbgrader (whose reading, sanitising and
+# saving run in the grader's process, outside the sandbox's time and memory limits) touches it.
+MAX_NOTEBOOK_BYTES = 16 * 2**20  # an honest exercise notebook with outputs: well under 1 MiB
+MAX_CELLS = 1000  # exercise 1 has 40 cells
+MAX_NESTING = 64  # levels of JSON (metadata, outputs); a notebook needs fewer than 10
+
+
+def _nesting(value: object, limit: int) -> int:
+    """How deep ``value`` nests (lists and dicts), counted without recursion, up to ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _parse(text: bytes) -> object:
+    """JSON nested at most ``MAX_NESTING`` levels. Python's parser refuses (RecursionError) what
+    nests deeper than its recursion limit, and integers longer than the int-string limit
+    (ValueError); the rest is measured without recursion. Every failure is an exception the
+    caller turns into a refusal of this file."""
+    value = json.loads(text.decode("utf-8"))
+    if _nesting(value, MAX_NESTING) > MAX_NESTING:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+    return value
+
+
+def read_notebook(path: Path, validate: bool = False) -> dict:
     """Read a notebook's JSON, or raise :class:`GradingError` saying why it cannot be graded.
 
-    (Plain ``json``: importing nbformat costs seconds, and nbgrader validates the rest.)
+    Refused: a symbolic link or anything but a regular file (checked without following links),
+    a file over ``MAX_NOTEBOOK_BYTES``, JSON nested deeper than ``MAX_NESTING`` levels or not
+    parsable at all (a 5,000-digit integer included), not nbformat 4, more than ``MAX_CELLS``
+    cells; with ``validate``, anything nbformat's schema rejects (a cell whose metadata is not
+    an object, ...). Any failure while checking is such a refusal, never a crash.
     """
-    if not path.is_file():
-        raise GradingError(f"missing file: {path}")
+    path = Path(path)
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise GradingError(f"{path} is not a readable notebook: {err}") from err
+        st = path.lstat()
+    except OSError:
+        raise GradingError(f"missing file: {path}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise GradingError(f"{path} is {kind}: only regular files are graded")
+    if st.st_size > MAX_NOTEBOOK_BYTES:
+        raise GradingError(f"{path} is {st.st_size / 2**20:.1f} MiB, over the grader's cap of "
+                           f"{MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    try:
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as fh:
+            nb = _parse(fh.read(MAX_NOTEBOOK_BYTES + 1))
+    except Exception as err:  # noqa: BLE001 - whatever the bytes, a refusal of this file only
+        raise GradingError(f"{path} is not a readable notebook: {type(err).__name__}: "
+                           f"{str(err)[:200]}") from None
     if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
         raise GradingError(f"{path} is not a readable notebook: expected nbformat 4 with cells")
+    if len(nb["cells"]) > MAX_CELLS:
+        raise GradingError(f"{path} has {len(nb['cells'])} cells, over the grader's cap of "
+                           f"{MAX_CELLS}")
+    if validate:
+        problem = notebook_shape_problem(nb)
+        if problem:
+            raise GradingError(f"{path} is not a valid notebook: {problem}")
     return nb
+
+
+def notebook_shape_problem(nb: dict) -> str | None:
+    """Why nbformat's schema rejects ``nb`` (None when it is a valid nbformat 4 notebook)."""
+    import nbformat
+
+    try:
+        nbformat.validate(copy.deepcopy(nb))
+    except nbformat.ValidationError as err:
+        where = "/".join(str(p) for p in list(getattr(err, "absolute_path", []))[:6])
+        return f"{str(getattr(err, 'message', err))[:200]} (at {where or 'the top'})"
+    except Exception as err:  # noqa: BLE001 - the validator itself failed on these bytes
+        return f"{type(err).__name__}: {str(err)[:200]}"
+    return None
 
 
 def submission_flags(source: Path, submitted: Path) -> list[str]:
@@ -149,8 +219,9 @@ def submission_flags(source: Path, submitted: Path) -> list[str]:
     """
     def grade_ids(path: Path) -> list[str]:
         cells = read_notebook(path)["cells"]
-        meta = (c.get("metadata", {}).get("nbgrader", {}) for c in cells if isinstance(c, dict))
-        return [m.get("grade_id", "") for m in meta if isinstance(m, dict) and m.get("grade")]
+        metas = (c.get("metadata") for c in cells if isinstance(c, dict))
+        meta = (m.get("nbgrader") for m in metas if isinstance(m, dict))
+        return [str(m.get("grade_id", "")) for m in meta if isinstance(m, dict) and m.get("grade")]
 
     expected, found = grade_ids(source), grade_ids(submitted)
     flags = [f"test cell {gid!r} is missing or lost its nbgrader metadata: it scores 0"
@@ -178,7 +249,7 @@ def submit(course: Path, exercise: str, student: str, notebook: Path) -> Path:
 def timestamp_problem(folder: Path) -> str | None:
     """Why nbgrader cannot read ``folder/timestamp.txt`` (None when it can, or there is none)."""
     path = folder / "timestamp.txt"
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         return None
     expected = "a time such as 2026-01-31 23:59:00.000000 UTC"
     try:
@@ -202,6 +273,13 @@ def submission_problem(folder: Path, exercise: str) -> str | None:
     several, a file that is not a notebook, a timestamp nbgrader cannot read."""
     expected = f"{exercise}.ipynb"
     notebook = folder / expected
+    try:
+        irregular = _not_regular(folder)
+    except OSError as err:
+        return f"the folder {folder.name}/ cannot be read: {err.strerror}"
+    if irregular:
+        return (f"{irregular} is not a regular file (a symbolic link, FIFO or device could hand "
+                f"the student the grader's files): nothing of this submission is graded")
     if not notebook.is_file():
         others = sorted(p.name for p in folder.glob("*.ipynb"))
         if not any(folder.iterdir()):
@@ -212,19 +290,37 @@ def submission_problem(folder: Path, exercise: str) -> str | None:
             return f"{others[0]} is not graded: the notebook must be named {expected}"
         return f"{len(others)} notebooks ({', '.join(others)}) and none named {expected}"
     try:
-        read_notebook(notebook)
+        read_notebook(notebook, validate=True)
     except GradingError as err:
         return str(err).replace(str(notebook), expected)
     return timestamp_problem(folder)
 
 
+def _not_regular(folder: Path) -> str | None:
+    """The first entry under ``folder`` (itself included) that is neither a regular file nor a
+    folder, as a path relative to its parent, checked with ``lstat`` (links are not followed)."""
+    stack = [folder]
+    while stack:
+        path = stack.pop()
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            stack.extend(sorted(path.iterdir(), reverse=True))
+        elif not stat.S_ISREG(mode):
+            return path.relative_to(folder.parent).as_posix()
+    return None
+
+
 def find_submissions(course: Path, exercise: str) -> tuple[dict[str, Path], dict[str, str]]:
     """``({student: notebook}, {student: problem})`` under ``submitted/*/<exercise>/``: the
-    submissions that can be graded, and why each of the others cannot."""
+    submissions that can be graded, and why each of the others cannot (any failure while
+    checking one is that submission's problem, never the class's)."""
     found, problems = {}, {}
     for folder in sorted((course / "submitted").glob(f"*/{exercise}")):
         student = folder.parent.name
-        problem = submission_problem(folder, exercise)
+        try:
+            problem = submission_problem(folder, exercise)
+        except Exception as err:  # noqa: BLE001 - one submission's failure is its own
+            problem = f"the grader could not check it: {type(err).__name__}: {str(err)[:200]}"
         if problem:
             problems[student] = problem
         else:
@@ -305,8 +401,7 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
     else:
         if "| ERROR]" not in log:  # nbgrader may log a failed notebook and still exit 0
             return None
-    said = [line.split("]", 1)[1].strip() for line in log.splitlines()
-            if "| ERROR]" in line or "| WARNING]" in line]
+    said = log_warnings(log, continued=False)
     return "nbgrader could not grade it: " + (" | ".join(said) or log.strip()[-300:])
 
 
@@ -417,25 +512,46 @@ def release_to_exchange(course: Path, exercise: str, exchange: str) -> None:
                  course)
 
 
-def collect_from_exchange(course: Path, exercise: str, exchange: str) -> list[str]:
-    """``nbgrader collect --update``, then stamp each newly collected submission with the time
-    of collection; return those students.
+class Collected(list):
+    """The students whose submission is new (a list), with ``warnings``: what nbgrader's collect
+    logged as a warning (refused folders and why), for the instructor to read."""
 
-    ``nbgrader submit`` writes ``timestamp.txt`` in the student's own process, and on a shared
-    exchange the student owns that file; the time the course collected is the one it can trust.
-    """
-    def stamps() -> dict[str, str]:
-        return {p.parent.parent.name: p.read_text()
-                for p in (course / "submitted").glob(f"*/{exercise}/timestamp.txt")}
+    def __init__(self, students: list[str], warnings: list[str]) -> None:
+        super().__init__(students)
+        self.warnings = warnings
 
-    before = stamps()
-    run_nbgrader(["collect", exercise, "--update", f"--Exchange.root={exchange}"], course)
-    collected = sorted(s for s, stamp in stamps().items() if before.get(s) != stamp)
-    now = datetime.now(timezone.utc).strftime(TIMESTAMP_FORMAT)
-    for student in collected:
-        folder = course / "submitted" / student / exercise
-        (folder / "timestamp.txt").write_text(now)
-    return collected
+
+SAFE_COLLECT = "beyondbert.grading.exchange.SafeCollect"
+
+
+def collect_from_exchange(course: Path, exercise: str, exchange: str) -> Collected:
+    """``nbgrader collect --update`` with :class:`~.exchange.SafeCollect` (whatever the course's
+    config says): only regular files of folders the named student owns are copied, each new
+    submission stamped with the time of collection. Returns the students collected anew, and
+    nbgrader's warnings (a refused folder says why)."""
+    from .exchange import collected_record
+
+    before = collected_record(course).get(exercise, {})
+    log = run_nbgrader(["collect", exercise, "--update", f"--Exchange.root={exchange}",
+                        f"--ExchangeFactory.collect={SAFE_COLLECT}"], course)
+    after = collected_record(course).get(exercise, {})
+    collected = sorted(s for s, seen in after.items() if before.get(s) != seen)
+    return Collected(collected, log_warnings(log))
+
+
+def log_warnings(log: str, continued: bool = True) -> list[str]:
+    """nbgrader's WARNING and ERROR messages in ``log``, one string each (with ``continued``,
+    their continuation lines joined; else only the first line)."""
+    said, current = [], None
+    for line in log.splitlines():
+        if line.startswith("["):
+            current = None
+            if "| WARNING]" in line or "| ERROR]" in line:
+                current = [line.split("]", 1)[1].strip()]
+                said.append(current)
+        elif continued and current is not None and line.strip():
+            current.append(line.strip())
+    return [" ".join(part for part in parts if part) for parts in said]
 
 
 def export_csv(course: Path, output: Path) -> Path:

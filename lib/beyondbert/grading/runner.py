@@ -67,8 +67,12 @@ def grade_course(course: Path, exercise: str, found: dict[str, Path], force: boo
     out = {}
     for student, notebook in sorted(found.items()):
         result = results.get(student) or not_graded(course, exercise, student, [])
-        result.flags = nbg.submission_flags(source, notebook)
-        result.flags += sandbox_flags(course, exercise, student)
+        try:
+            result.flags = nbg.submission_flags(source, notebook)
+            result.flags += sandbox_flags(course, exercise, student)
+        except Exception as err:  # noqa: BLE001 - one submission's failure is its own flag
+            result.flags = [f"the grader could not check this submission's cells: "
+                            f"{type(err).__name__}: {str(err)[:200]}"]
         if student in problems:
             result.flags.append(problems[student])
         out[student] = result

@@ -70,9 +70,12 @@ def release(exercise: str, course_dir: Path, repo: Path, exchange: str | None = 
     return Release(student_notebook, exchange)
 
 
-def collect(exercise: str, course_dir: Path, repo: Path, exchange: str | None = None) -> list[str]:
+def collect(exercise: str, course_dir: Path, repo: Path,
+            exchange: str | None = None) -> nbg.Collected:
     """Collect the submissions of ``exercise`` from the exchange into ``submitted/``; return the
-    students whose submission is new, each stamped with the collection time."""
+    students whose submission is new, each stamped with the collection time, and nbgrader's
+    warnings (``.warnings``: folders refused because they hold links or other files that are
+    not regular, or are not owned by the student they name)."""
     course = _released_course(exercise, course_dir, repo)
     exchange = exchange or nbg.exchange_root(course)
     if not exchange:

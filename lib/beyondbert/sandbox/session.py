@@ -65,6 +65,32 @@ class SandboxBroken(RuntimeError):
     """
 
 
+def copy_regular_files(source: Path, target: Path, skip=("*.ipynb", FLAGS_FILE)) -> None:
+    """Copy the regular files and folders under ``source`` into the existing folder ``target``,
+    leaving out names matching ``skip``. Nothing is followed: each entry is checked with
+    ``lstat`` and opened with ``O_NOFOLLOW``; a symbolic link, FIFO, device or socket is not
+    copied (the grading workflow refuses a submission holding one before it gets here)."""
+    import fnmatch
+    import stat
+
+    for path in sorted(source.iterdir()):
+        if any(fnmatch.fnmatch(path.name, pattern) for pattern in skip):
+            continue
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            (target / path.name).mkdir()
+            copy_regular_files(path, target / path.name, skip=())
+        elif stat.S_ISREG(mode):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            with open(fd, "rb") as src:
+                if stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    with open(target / path.name, "xb") as dst:
+                        shutil.copyfileobj(src, dst)
+
+
 def error_name(ename: object) -> str:
     """A student exception's class name as the grader shows it: a dotted identifier of at most
     ``MAX_NAME_CHARS`` characters, else ``"Exception"`` (the name is the student's choice)."""
@@ -156,11 +182,9 @@ class SandboxSession:
         self.out_of_time = False
         self._scratch = Path(tempfile.mkdtemp(prefix="beyondbert-session-"))
         self._files = self._scratch / "files"  # the submission's files, as handed in
+        self._files.mkdir()
         if files_from is not None:
-            shutil.copytree(files_from, self._files, ignore=shutil.ignore_patterns(
-                "*.ipynb", FLAGS_FILE))
-        else:
-            self._files.mkdir()
+            copy_regular_files(Path(files_from), self._files)
         self._warm = None
         if self.sandboxed:
             self._config = warm.WarmConfig(tuple(forbidden_modules), limits, self.uid,
