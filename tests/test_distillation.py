@@ -88,7 +88,7 @@ def test_embedding_losses():
 def test_student_keeps_every_other_teacher_layer():
     torch.manual_seed(0)
     teacher = BertModel(BertConfig(**TINY)).eval()
-    student = student_from_teacher(teacher)
+    student = student_from_teacher(teacher, every_other_layer(4))
     assert every_other_layer(4) == [0, 2] and every_other_layer(5) == [0, 2, 4]
     assert len(student.encoder.layer) == 2 and student.config.num_hidden_layers == 2
     assert len(teacher.encoder.layer) == 4 and teacher.config.num_hidden_layers == 4
@@ -133,3 +133,38 @@ def test_mutual_learning_losses_and_step():
     for _ in range(30):
         last = mutual_learning_step(net_a, net_b, opt_a, opt_b, x, target)
     assert last[0] < first[0] and last[1] < first[1]
+
+
+def test_distilbert_layers_keep_first_and_last():
+    from beyondbert.distillation import distilbert_layers
+
+    assert distilbert_layers(12, 6) == [0, 2, 4, 7, 9, 11]   # DistilBERT's extraction
+    assert distilbert_layers(6, 3) == [0, 3, 5]
+    assert distilbert_layers(6) == [0, 3, 5] and distilbert_layers(4) == [0, 3]
+    assert distilbert_layers(5, 1) == [4] and distilbert_layers(3, 3) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        distilbert_layers(4, 5)
+    torch.manual_seed(0)
+    teacher = BertModel(BertConfig(**TINY)).eval()
+    student = student_from_teacher(teacher)            # default: first and last layer
+    assert torch.equal(student.encoder.layer[1].output.dense.weight,
+                       teacher.encoder.layer[3].output.dense.weight)
+
+
+def test_fidelity_and_paired_bootstrap():
+    from beyondbert.distillation import fidelity, paired_bootstrap_spearman
+
+    torch.manual_seed(0)
+    t = torch.randn(20, 8)
+    same = fidelity(2 * t, t)
+    assert same["cosine"] == pytest.approx(1.0) and same["pair_spearman"] == pytest.approx(1.0)
+    noisy = fidelity(t + torch.randn(20, 8), t)
+    assert noisy["cosine"] < 0.95 and noisy["pair_spearman"] < 0.95
+    with pytest.raises(ValueError):
+        fidelity(t, t[:, :4])
+    rng = np.random.default_rng(0)
+    human = rng.normal(size=200)
+    good, bad = human + rng.normal(size=200) * 0.3, human + rng.normal(size=200) * 3
+    r = paired_bootstrap_spearman(human, good, bad, n_boot=300, seed=1)
+    assert r["rho_a"] > r["rho_b"] and r["low"] > 0 and r["low"] < r["diff"] < r["high"]
+    assert r == paired_bootstrap_spearman(human, good, bad, n_boot=300, seed=1)

@@ -281,3 +281,29 @@ def test_torch_dynamic_int8_emits_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Q.torch_dynamic_int8(nn.Sequential(nn.Linear(4, 4)))
+
+
+def test_fp64_limits_and_fields_from_its_bits():
+    limits, finfo = Q.format_limits("fp64"), torch.finfo(torch.float64)
+    assert limits["max"] == finfo.max and limits["smallest_normal"] == finfo.smallest_normal
+    assert limits["spacing_at_1"] == finfo.eps and limits["smallest_subnormal"] == 5e-324
+    assert (Q.FP64.exponent_bits, Q.FP64.mantissa_bits) == (11, 52)
+    x = torch.tensor([-6.5, 1.0, 1e-310, 0.1], dtype=torch.float64)
+    d = Q.decode_bits(x, "fp64")
+    assert d["sign"].tolist() == [1, 0, 0, 0] and d["exponent"][:3].tolist() == [1025, 1023, 0]
+    assert torch.equal(d["value"], x)
+    assert float(Q.encode_fields(1, 1023, 0, "fp64")) == -1.0
+
+
+def test_fake_quant_linear_per_tensor_uses_one_scale():
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 4)
+    with torch.no_grad():
+        lin.weight[0] *= 20   # an outlier row stretches a per-tensor grid
+    x = torch.randn(3, 6)
+    per_row = Q.prepare_qat(lin, bits=4, act_bits=None).eval()
+    per_tensor = Q.prepare_qat(lin, bits=4, act_bits=None, per_channel=False).eval()
+    scale, _ = per_tensor.weight_qparams()
+    assert scale.numel() == 1 and per_row.weight_qparams()[0].shape == (4,)
+    ref = lin(x)
+    assert (per_tensor(x) - ref).norm() > (per_row(x) - ref).norm()

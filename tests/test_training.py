@@ -114,3 +114,77 @@ def test_train_classifier_learns_a_separable_task():
     assert result["accuracy"] >= 0.75, result["accuracy"]
     assert sum(result["losses"][-4:]) < 0.8 * sum(result["losses"][:4])
     assert len(result["losses"]) == 30 * 4 and result["seconds_per_epoch"] > 0
+
+
+def test_fit_keeps_a_frozen_encoder_in_eval_mode():
+    """Head-only training: the frozen part (with dropout) must compute its test-time output."""
+    from beyondbert.training import train_mode
+
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5))
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    model = nn.Sequential(encoder, nn.Dropout(0.5), nn.Linear(8, 2))
+    train_mode(model)
+    assert not encoder.training and not encoder[1].training  # frozen: eval, dropout off
+    assert model.training and model[1].training               # trained part: dropout on
+    x = torch.randn(5, 4)
+    assert torch.equal(encoder(x), encoder(x))
+    train_mode(model, frozen_eval=False)
+    assert encoder.training
+    seen = []
+    fit(model, lambda m, b: (seen.append(m[0].training), m(x).pow(2).mean())[1], [0],
+        torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1),
+        progress=False)
+    assert seen == [False]
+
+
+def test_lora_inside_a_frozen_encoder_keeps_training_mode():
+    from beyondbert.lora import inject_lora
+    from beyondbert.training import train_mode
+
+    model = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1)), nn.Linear(4, 2))
+    inject_lora(model, ["0.0"], r=2)   # freezes everything but the LoRA matrices
+    model[1].weight.requires_grad_(True)
+    train_mode(model)
+    assert model[0].training and model[0][1].training
+
+
+def test_cross_validation_folds_cover_every_item_once():
+    from beyondbert.training import cross_validation_folds
+
+    folds = cross_validation_folds(23, 5, seed=1)
+    tested = sorted(i for _, test in folds for i in test)
+    assert tested == list(range(23))
+    for train, test in folds:
+        assert not set(train) & set(test) and len(train) + len(test) == 23
+    assert folds == cross_validation_folds(23, 5, seed=1) != cross_validation_folds(23, 5, seed=2)
+    with pytest.raises(ValueError):
+        cross_validation_folds(3, 5)
+
+
+def test_linear_probe_learns_a_separable_problem():
+    from beyondbert.training import train_linear_probe
+
+    torch.manual_seed(0)
+    x = torch.randn(80, 6)
+    y = (x[:, 0] > 0).long()
+    head = train_linear_probe(x, y, list(range(60)), epochs=50, lr=0.05, seed=3)
+    assert (head(x[60:]).argmax(-1) == y[60:]).float().mean() > 0.9
+    again = train_linear_probe(x, y, list(range(60)), epochs=50, lr=0.05, seed=3)
+    assert torch.equal(head.weight, again.weight)
+
+
+def test_mcnemar_exact_p_values():
+    from beyondbert.training import mcnemar
+
+    same = mcnemar([True, False, True], [True, False, True])
+    assert same == {"a_only": 0, "b_only": 0, "p_value": 1.0}
+    # 10 discordant items, all won by A: p = 2 * 0.5**10
+    r = mcnemar([True] * 10 + [False] * 5, [False] * 10 + [False] * 5)
+    assert (r["a_only"], r["b_only"]) == (10, 0)
+    assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    # 1 vs 3 discordant: p = 2 * (1 + 4) / 16 = 0.625
+    assert mcnemar([1, 0, 0, 0], [0, 1, 1, 1])["p_value"] == pytest.approx(0.625)
+    with pytest.raises(ValueError):
+        mcnemar([True], [True, False])

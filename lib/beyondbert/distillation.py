@@ -6,7 +6,10 @@ online (mutual) distillation.
   cross-entropy on the hard labels. The ``T²`` keeps the soft term's gradients the same size for
   every ``T`` (they shrink as ``1/T²`` otherwise).
 - :func:`student_from_teacher` — DistilBERT's initialisation (Sanh et al., 2019): a student with
-  fewer layers whose layers are copies of chosen teacher layers (by default every other one).
+  fewer layers whose layers are copies of chosen teacher layers (by default spread evenly from the
+  first to the last, :func:`distilbert_layers`: ``[0, 2, 4, 7, 9, 11]`` of 12, as DistilBERT).
+- :func:`fidelity` and :func:`paired_bootstrap_spearman` — how closely a student (or a quantized
+  model) reproduces its teacher, and a paired interval for a difference of Spearman correlations.
 - :func:`embedding_distillation_loss` — match the teacher's sentence embeddings (MSE, as in
   Reimers & Gurevych, 2020) or their direction (cosine, DistilBERT's extra loss on hidden states).
 - :func:`mutual_learning_losses` / :func:`mutual_learning_step` — deep mutual learning (Zhang et
@@ -99,17 +102,41 @@ def embedding_distillation_loss(student: torch.Tensor, teacher: torch.Tensor,
 
 
 def every_other_layer(n_layers: int) -> list[int]:
-    """DistilBERT's choice: teacher layers ``0, 2, 4, …`` (half of them, rounded up)."""
+    """Teacher layers ``0, 2, 4, …`` (half of them, rounded up).
+
+    Not DistilBERT's choice: this drops the teacher's last layer (for 12 layers it keeps
+    ``[0, 2, …, 10]``), whose output is what the student must reproduce. DistilBERT keeps
+    ``[0, 2, 4, 7, 9, 11]``, first and last included: see :func:`distilbert_layers`.
+    """
     if not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"n_layers must be an int >= 1, got {n_layers!r}")
     return list(range(0, n_layers, 2))
 
 
+def distilbert_layers(n_layers: int, keep: int | None = None) -> list[int]:
+    """``keep`` teacher layers spread evenly from the first to the last (DistilBERT's extraction).
+
+    Index ``i`` of the student takes teacher layer ``floor(i · (n_layers − 1) / (keep − 1) + ½)``:
+    12 → 6 gives ``[0, 2, 4, 7, 9, 11]`` (Sanh et al., 2019, keep these), 6 → 3 gives
+    ``[0, 3, 5]``. ``keep`` defaults to half the layers, rounded up.
+    """
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be an int >= 1, got {n_layers!r}")
+    keep = (n_layers + 1) // 2 if keep is None else keep
+    if not isinstance(keep, int) or not 1 <= keep <= n_layers:
+        raise ValueError(f"keep must be an int in [1, {n_layers}], got {keep!r}")
+    if keep == 1:
+        return [n_layers - 1]
+    step = (n_layers - 1) / (keep - 1)
+    return [int(i * step + 0.5) for i in range(keep)]
+
+
 def student_from_teacher(teacher: nn.Module, layers: Sequence[int] | None = None) -> nn.Module:
     """A copy of a Hugging Face BERT-style ``teacher`` that keeps only the teacher layers ``layers``.
 
-    Embeddings (and pooler) are copied unchanged; ``layers`` defaults to every other layer. The
-    teacher is left untouched, and the student's ``config.num_hidden_layers`` is updated.
+    Embeddings (and pooler) are copied unchanged; ``layers`` defaults to half the layers spread
+    from the first to the last (:func:`distilbert_layers`). The teacher is left untouched, and the
+    student's ``config.num_hidden_layers`` is updated.
     """
     encoder = getattr(teacher, "encoder", None)
     blocks = getattr(encoder, "layer", None)
@@ -117,7 +144,7 @@ def student_from_teacher(teacher: nn.Module, layers: Sequence[int] | None = None
         raise TypeError(f"teacher must be a BERT-style model with .encoder.layer (a ModuleList), "
                         f"got {type(teacher).__name__}")
     n = len(blocks)
-    layers = every_other_layer(n) if layers is None else list(layers)
+    layers = distilbert_layers(n) if layers is None else list(layers)
     if not layers or any(not isinstance(i, int) or not 0 <= i < n for i in layers):
         raise ValueError(f"layers must be a non-empty list of teacher layer indices in "
                          f"[0, {n - 1}], got {layers}")
@@ -167,3 +194,54 @@ def mutual_learning_step(model_a: nn.Module, model_b: nn.Module,
     optimizer_a.step()
     optimizer_b.step()
     return loss_a.item(), loss_b.item()
+
+
+def fidelity(student: torch.Tensor, teacher: torch.Tensor) -> dict[str, float]:
+    """How closely ``student`` vectors ``(n, dim)`` reproduce ``teacher`` vectors on the same texts.
+
+    ``cosine``: mean cosine between each text's two vectors (1 = same direction);
+    ``pair_spearman``: Spearman correlation between the two models' cosine similarities of all
+    ``n (n − 1) / 2`` pairs of texts (1 = the student ranks every pair as the teacher does,
+    whatever its vectors look like).
+    """
+    check_tensor(student, "student")
+    check_tensor(teacher, "teacher")
+    if student.shape != teacher.shape or student.dim() != 2 or student.shape[0] < 3:
+        raise ValueError(f"student and teacher must both be (n >= 3, dim) of the same shape, got "
+                         f"{tuple(student.shape)} and {tuple(teacher.shape)}")
+    from scipy.stats import spearmanr
+
+    s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
+    upper = torch.triu_indices(len(s), len(s), offset=1)
+    pairs_s, pairs_t = (s @ s.T)[upper[0], upper[1]], (t @ t.T)[upper[0], upper[1]]
+    return {"cosine": float((s * t).sum(-1).mean()),
+            "pair_spearman": float(spearmanr(pairs_s.numpy(), pairs_t.numpy()).statistic)}
+
+
+def paired_bootstrap_spearman(human: Any, scores_a: Any, scores_b: Any, n_boot: int = 1000,
+                              seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Spearman ρ of two models' scores with ``human`` judgments, and a paired bootstrap interval
+    for the difference ``ρ_a − ρ_b``: the same resampled items score both models (Efron &
+    Tibshirani, 1993), so the interval reflects the difference, not each model's own spread.
+
+    All three ``(n,)``. Returns ``rho_a``, ``rho_b``, ``diff``, ``low``, ``high``.
+    """
+    import numpy as np
+    from scipy.stats import rankdata
+
+    h, a, b = (np.asarray(v, dtype=float) for v in (human, scores_a, scores_b))
+    if not h.shape == a.shape == b.shape or h.ndim != 1 or len(h) < 3:
+        raise ValueError(f"human, scores_a and scores_b must be (n >= 3,) of one length, got "
+                         f"{h.shape}, {a.shape}, {b.shape}")
+
+    def rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # row-wise Spearman (ties: average ranks)
+        rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)
+        rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
+        return (rx * ry).sum(-1) / np.sqrt((rx ** 2).sum(-1) * (ry ** 2).sum(-1))
+
+    idx = np.random.default_rng(seed).integers(0, len(h), size=(n_boot, len(h)))
+    diffs = rho(a[idx], h[idx]) - rho(b[idx], h[idx])
+    tail = (1 - level) / 2
+    rho_a, rho_b = float(rho(a, h)), float(rho(b, h))
+    return {"rho_a": rho_a, "rho_b": rho_b, "diff": rho_a - rho_b,
+            "low": float(np.quantile(diffs, tail)), "high": float(np.quantile(diffs, 1 - tail))}

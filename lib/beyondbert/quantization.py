@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -71,24 +72,35 @@ FORMATS: dict[str, FloatFormat] = {
     )
 }
 
-_SIGNED_INT = {8: torch.int8, 16: torch.int16, 32: torch.int32}
+# fp64 (IEEE double, 1/11/52) for comparison tables: not in FORMATS, whose formats the pages cast
+# MiniLM into; float_format("fp64") finds it.
+FP64 = FloatFormat("fp64", torch.float64, 11, 52)
+
+_SIGNED_INT = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}
 
 
 def float_format(fmt: str | torch.dtype | FloatFormat) -> FloatFormat:
     """The :class:`FloatFormat` named ``fmt`` (a key of ``FORMATS``) or of dtype ``fmt``."""
     if isinstance(fmt, FloatFormat):
         return fmt
-    for f in FORMATS.values():
+    for f in (*FORMATS.values(), FP64):
         if fmt == f.name or fmt == f.dtype:
             return f
-    raise ValueError(f"unknown float format {fmt!r}: expected one of {list(FORMATS)} or their dtypes")
+    raise ValueError(f"unknown float format {fmt!r}: expected one of {[*FORMATS, FP64.name]} or "
+                     f"their dtypes")
 
 
 def to_bits(x: torch.Tensor, fmt: str | torch.dtype | FloatFormat) -> torch.Tensor:
-    """The bit patterns of ``x`` cast to ``fmt``, as non-negative int64 (same shape as ``x``)."""
+    """The bit patterns of ``x`` cast to ``fmt``, as non-negative int64 (same shape as ``x``).
+
+    fp64's 64-bit patterns do not fit a non-negative int64: they are returned as the signed
+    (two's complement) int64 with the same bits.
+    """
     f = float_format(fmt)
     check_tensor(x, "x")
     raw = x.to(f.dtype).view(_SIGNED_INT[f.bits]).to(torch.int64)
+    if f.bits == 64:
+        return raw
     return raw & ((1 << f.bits) - 1)  # two's complement -> the unsigned bit pattern
 
 
@@ -96,6 +108,8 @@ def from_bits(pattern: torch.Tensor, fmt: str | torch.dtype | FloatFormat) -> to
     """Tensor of dtype ``fmt`` whose bit patterns are ``pattern`` (ints in ``[0, 2**bits)``)."""
     f = float_format(fmt)
     pattern = torch.as_tensor(pattern, dtype=torch.int64)
+    if f.bits == 64:  # an int64 already holds every 64-bit pattern (two's complement)
+        return pattern.view(f.dtype)
     if pattern.numel() and (pattern.min() < 0 or pattern.max() >= 1 << f.bits):
         raise ValueError(f"{f.name} bit patterns must lie in [0, 2**{f.bits}), got "
                          f"[{int(pattern.min())}, {int(pattern.max())}]")
@@ -113,6 +127,8 @@ def encode_fields(sign: int, exponent: int, mantissa: int,
             raise ValueError(f"{name} field of {f.name} must be in [0, {(1 << width) - 1}], "
                              f"got {value}")
     pattern = (sign << (f.bits - 1)) | (exponent << f.mantissa_bits) | mantissa
+    if f.bits == 64 and pattern >= 1 << 63:
+        pattern -= 1 << 64  # the same bits as a signed int64
     return from_bits(torch.tensor(pattern), f)
 
 
@@ -126,7 +142,7 @@ def decode_bits(x: torch.Tensor, fmt: str | torch.dtype | FloatFormat) -> dict[s
     """
     f = float_format(fmt)
     bits = to_bits(x, f)
-    sign = bits >> (f.bits - 1)
+    sign = (bits >> (f.bits - 1)) & 1
     exponent = (bits >> f.mantissa_bits) & ((1 << f.exponent_bits) - 1)
     mantissa = bits & ((1 << f.mantissa_bits) - 1)
     fraction = mantissa.double() / 2.0 ** f.mantissa_bits
@@ -156,7 +172,7 @@ def format_limits(fmt: str | torch.dtype | FloatFormat) -> dict[str, float]:
     low, high = 0, (1 << (f.bits - 1)) - 1  # positive patterns; `low` is finite (0.0)
     while low < high:  # largest finite positive pattern
         mid = (low + high + 1) // 2
-        if torch.isfinite(torch.tensor(value(mid))):
+        if math.isfinite(value(mid)):
             low = mid
         else:
             high = mid - 1
@@ -423,8 +439,9 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor | float, zero_point: torc
 class FakeQuantLinear(nn.Linear):
     """A Linear layer that computes with fake-quantized weights and inputs.
 
-    Weights: symmetric, per output channel, ``bits`` bits, re-quantized from the float weights at
-    every call (so training updates the float "shadow" weights). Inputs: asymmetric per tensor,
+    Weights: symmetric, per output channel (``per_channel=False``: one scale for the whole
+    matrix), ``bits`` bits, re-quantized from the float weights at every call (so training updates
+    the float "shadow" weights). Inputs: asymmetric per tensor,
     ``act_bits`` bits, with an :class:`Observer`-style range that is updated while the layer is in
     training mode (exponential moving average with ``momentum``, as Q8BERT does) or while
     ``calibrating`` is True (running min/max), and frozen otherwise. ``act_bits=None`` leaves
@@ -432,8 +449,10 @@ class FakeQuantLinear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, bits: int = 8,
-                 act_bits: int | None = 8, momentum: float = 0.01) -> None:
+                 act_bits: int | None = 8, momentum: float = 0.01,
+                 per_channel: bool = True) -> None:
         super().__init__(in_features, out_features, bias=bias)
+        self.per_channel = bool(per_channel)
         self.bits = _check_bits(bits)
         self.act_bits = None if act_bits is None else _check_bits(act_bits)
         if bits < 2:
@@ -446,15 +465,17 @@ class FakeQuantLinear(nn.Linear):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 8, act_bits: int | None = 8,
-                    momentum: float = 0.01) -> FakeQuantLinear:
+                    momentum: float = 0.01, per_channel: bool = True) -> FakeQuantLinear:
         """A FakeQuantLinear holding a copy of ``linear``'s weights."""
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, bits,
-                    act_bits, momentum)
+                    act_bits, momentum, per_channel)
         layer.load_state_dict(linear.state_dict(), strict=False)
         return layer.to(linear.weight.dtype)
 
     def weight_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.weight.detach()
+        if not self.per_channel:
+            return choose_qparams(w.min(), w.max(), self.bits, symmetric=True)
         return choose_qparams(w.min(dim=1).values, w.max(dim=1).values, self.bits, symmetric=True)
 
     def _observe(self, x: torch.Tensor) -> None:
@@ -477,7 +498,8 @@ class FakeQuantLinear(nn.Linear):
             a_scale, a_zp = choose_qparams(self.act_min, self.act_max, self.act_bits)
             x = fake_quantize(x, a_scale, a_zp, self.act_bits)
         w_scale, w_zp = self.weight_qparams()
-        w = fake_quantize(self.weight, w_scale, w_zp, self.bits, signed=True, axis=0)
+        w = fake_quantize(self.weight, w_scale, w_zp, self.bits, signed=True,
+                          axis=0 if self.per_channel else None)
         return nn.functional.linear(x, w, self.bias)
 
 
@@ -490,11 +512,16 @@ def _replace_linears(model: nn.Module, make) -> nn.Module:  # noqa: ANN001 - a f
 
 
 def prepare_qat(model: nn.Module, bits: int = 8, act_bits: int | None = 8,
-                momentum: float = 0.01) -> nn.Module:
-    """A deep copy of ``model`` with every ``nn.Linear`` replaced by a :class:`FakeQuantLinear`."""
+                momentum: float = 0.01, per_channel: bool = True) -> nn.Module:
+    """A deep copy of ``model`` with every ``nn.Linear`` replaced by a :class:`FakeQuantLinear`.
+
+    ``act_bits=None`` quantizes the weights only (weight-only PTQ in eval mode; QAT in training
+    mode); ``per_channel=False`` gives each weight matrix one scale.
+    """
     _check_bits(bits)
     return _replace_linears(copy.deepcopy(model),
-                            lambda lin: FakeQuantLinear.from_linear(lin, bits, act_bits, momentum))
+                            lambda lin: FakeQuantLinear.from_linear(lin, bits, act_bits, momentum,
+                                                                    per_channel))
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ lifetime peak is used and the report says so.
 from __future__ import annotations
 
 import ctypes
+import math
 import resource
 import time
 from collections.abc import Callable, Iterable
@@ -105,12 +106,18 @@ def fit(
     seed: int = 0,
     desc: str = "training",
     progress: bool = True,
+    frozen_eval: bool = True,
+    threads: int | None = 2,
 ) -> TrainReport:
     """Train ``model`` for ``epochs`` passes and report losses, time and peak memory.
 
     ``loss_fn(model, batch)`` returns a scalar tensor; ``batches`` is a re-iterable sequence of
     batches or a function ``epoch -> iterable of batches``. The run is seeded with ``seed``
-    (Python, NumPy, PyTorch; 2 threads) and shows a tqdm text bar (``progress=False``: none).
+    (Python, NumPy, PyTorch; ``threads`` threads, ``None``: left alone) and shows a tqdm text bar
+    (``progress=False``: none). With ``frozen_eval`` (the default) every sub-module whose
+    parameters are all frozen runs in eval mode (no dropout): a frozen encoder under a trained
+    head computes the same vectors at every step, as it does at test time (see
+    :func:`train_mode`).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -119,9 +126,9 @@ def fit(
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     make_batches = batches if callable(batches) else (lambda epoch: batches)
-    seed_everything(seed)
+    seed_everything(seed, threads=threads)
     report = TrainReport(epochs=epochs)
-    model.train()
+    train_mode(model, frozen_eval=frozen_eval)
     with PeakMemory() as memory:
         start = time.perf_counter()
         for epoch in range(epochs):
@@ -144,6 +151,31 @@ def fit(
     report.peak_memory_mib = memory.peak_mib
     report.memory_method = memory.method
     return report
+
+
+def train_mode(model: torch.nn.Module, frozen_eval: bool = True) -> torch.nn.Module:
+    """``model.train()``, except that sub-modules whose parameters are all frozen go to eval mode.
+
+    A frozen encoder under a trained head must not apply dropout while the head trains: its
+    vectors would differ from the ones it gives at test time (and from vectors stored once for
+    head-only training). A sub-module that holds trainable parameters somewhere inside (a LoRA
+    layer in a frozen encoder) stays in training mode, and so do parameter-free modules such as
+    dropout inside it. ``frozen_eval=False``: plain ``model.train()``. Returns ``model``.
+    """
+    model.train()
+    if not frozen_eval:
+        return model
+
+    def visit(module: torch.nn.Module) -> None:
+        for child in module.children():
+            params = list(child.parameters())
+            if params and not any(p.requires_grad for p in params):
+                child.eval()
+            else:
+                visit(child)
+
+    visit(model)
+    return model
 
 
 class SentenceClassifier(torch.nn.Module):
@@ -186,13 +218,15 @@ def accuracy(model: torch.nn.Module, inputs: Any, labels: torch.Tensor) -> float
 def train_classifier(model: SentenceClassifier, features: dict[str, torch.Tensor],
                      labels: torch.Tensor, train_idx: Any, test_idx: Any, epochs: int = 2,
                      lr: float = 1e-4, head_lr: float = 1e-3, batch_size: int = 16,
-                     seed: int = 0, desc: str = "fine-tuning", progress: bool = True) -> dict:
+                     seed: int = 0, desc: str = "fine-tuning", progress: bool = True,
+                     threads: int | None = 2) -> dict:
     """Fine-tune ``model`` with cross-entropy on ``train_idx``; accuracy on ``test_idx``.
 
     ``features``: the tokenised texts (dict of ``(n, seq)`` tensors), ``labels`` ``(n,)`` int64.
     Only parameters with ``requires_grad`` are trained (AdamW; the head at ``head_lr``, the rest
-    at ``lr``). Returns plain data: accuracy, trainable parameters, seconds per epoch, peak
-    memory (MiB) and how it was measured, and the per-step losses.
+    at ``lr``); frozen sub-modules run in eval mode (:func:`train_mode`). Returns plain data:
+    accuracy, the test predictions, trainable parameters, seconds per epoch, peak memory (MiB)
+    and how it was measured, and the per-step losses.
     """
     train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     head = [p for p in model.head.parameters() if p.requires_grad]
@@ -206,9 +240,13 @@ def train_classifier(model: SentenceClassifier, features: dict[str, torch.Tensor
         return torch.nn.functional.cross_entropy(logits, labels[rows])
 
     report = fit(model, loss_fn, shuffled_batches(len(train_idx), batch_size, seed), optimizer,
-                 epochs=epochs, seed=seed, desc=desc, progress=progress)
+                 epochs=epochs, seed=seed, desc=desc, progress=progress, threads=threads)
     test = {k: v[test_idx] for k, v in features.items()}
-    return {"accuracy": accuracy(model, test, labels[test_idx]),
+    model.eval()
+    with torch.no_grad():
+        predicted = model(test).argmax(dim=-1)
+    return {"accuracy": (predicted == labels[test_idx]).float().mean().item(),
+            "predictions": predicted.tolist(),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "seconds_per_epoch": report.seconds_per_epoch, "seconds": report.seconds,
             "peak_memory_mib": report.peak_memory_mib, "memory_method": report.memory_method,
@@ -225,3 +263,62 @@ def shuffled_batches(n: int, batch_size: int, seed: int = 0) -> Callable[[int], 
         return list(order.split(batch_size))
 
     return batches
+
+
+def cross_validation_folds(n: int, k: int = 5, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """``k`` (train, test) index lists over ``range(n)``: a seeded permutation cut into ``k``
+    folds; every item is tested exactly once, by a model that never saw it."""
+    if not isinstance(n, int) or not isinstance(k, int) or k < 2 or n < k:
+        raise ValueError(f"need ints with 2 <= k <= n, got n={n!r}, k={k!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    folds = [order[i::k] for i in range(k)]
+    return [(sorted(j for f in folds[:i] + folds[i + 1:] for j in f), sorted(folds[i]))
+            for i in range(k)]
+
+
+def train_linear_probe(vectors: torch.Tensor, labels: torch.Tensor, train_idx: Any,
+                       n_classes: int = 2, epochs: int = 100, lr: float = 1e-2,
+                       batch_size: int = 32, seed: int = 0) -> torch.nn.Linear:
+    """A linear head trained on stored sentence vectors ``(n, dim)`` (a frozen encoder's output).
+
+    AdamW with cross-entropy, ``epochs`` seeded passes over ``train_idx``; returns the head in
+    eval mode. With a frozen encoder in eval mode this is exactly head-only training, at a
+    fraction of the cost (the encoder runs once per sentence, not once per step).
+    """
+    check = torch.as_tensor(train_idx)
+    if vectors.dim() != 2 or labels.shape != vectors.shape[:1]:
+        raise ValueError(f"vectors must be (n, dim) and labels (n,), got {tuple(vectors.shape)} "
+                         f"and {tuple(labels.shape)}")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        head = torch.nn.Linear(vectors.shape[1], n_classes)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr)
+    x, y = vectors[check].detach(), labels[check]
+
+    def loss_fn(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+
+    fit(head, loss_fn, shuffled_batches(len(check), batch_size, seed), optimizer, epochs=epochs,
+        seed=seed, progress=False, threads=None)
+    return head.eval()
+
+
+def mcnemar(correct_a: Any, correct_b: Any) -> dict[str, float]:
+    """McNemar's exact test for two classifiers scored on the same items (McNemar, 1947).
+
+    ``correct_a``, ``correct_b``: booleans ``(n,)``, whether each method got item ``i`` right.
+    Only the discordant items count: ``a_only`` (A right, B wrong) and ``b_only``; under "same
+    accuracy" each discordant item is a fair coin, so the two-sided p-value is the binomial
+    probability of a split at least this uneven. Returns ``a_only``, ``b_only``, ``p_value``.
+    """
+    a = torch.as_tensor(correct_a, dtype=torch.bool)
+    b = torch.as_tensor(correct_b, dtype=torch.bool)
+    if a.shape != b.shape or a.dim() != 1:
+        raise ValueError(f"correct_a and correct_b must be (n,) of the same length, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    n, low = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return {"a_only": 0, "b_only": 0, "p_value": 1.0}
+    tail = sum(math.comb(n, i) for i in range(low + 1)) / 2.0 ** n
+    return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
