@@ -10,6 +10,7 @@ graded by nbgrader, and compare.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict, namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,109 @@ def test_hidden_inputs_come_from_the_course_secret_else_a_public_seed(tmp_path, 
     create_course_secret(other)
     monkeypatch.setenv("BEYONDBERT_COURSE_DIR", str(other))
     assert hidden_seed("ex/task") not in (public, private)  # a new term, new inputs
+
+
+# ------------------------------------------- the same answer: locally, in `check`, graded
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wrapped(answers: dict[str, str], grade_id: str, name: str, wrap: str,
+            imports: str) -> dict[str, str]:
+    """``answers`` with the function ``name`` of answer cell ``grade_id`` returning
+    ``wrap.format(result)`` around the solution's own result (the solution stays correct)."""
+    source = answers[grade_id].replace(f"def {name}(", f"def _solution_{name}(")
+    return dict(answers, **{grade_id: f"{imports}\n{source}\n\n"
+                                      f"def {name}(*args, **kwargs):\n"
+                                      f"    return {wrap.format(f'_solution_{name}(*args, **kwargs)')}\n"})
+
+
+# ex2: Sennrich et al.'s get_stats uses defaultdict(int); a Counter is as natural.
+# ex4: NumPy is allowed, and np.float64 passes isinstance(value, float) in a student's kernel.
+# ex3: a triplet loss computed with .item() (no gradient): the same verdict everywhere.
+MISMATCHES = {
+    "02-roberta-and-modern-encoders": {
+        "counter": ("count_pairs", "count_pairs", "Counter({})", "from collections import Counter"),
+        "defaultdict": ("count_pairs", "count_pairs", "defaultdict(int, {})",
+                        "from collections import defaultdict"),
+    },
+    "04-search": {
+        "np_float64": ("ndcg_at_k", "ndcg_at_k", "np.float64({})", "import numpy as np"),
+        "np_float64_recall": ("recall_at_k", "recall_at_k", "np.float64({})", "import numpy as np"),
+    },
+    "03-sentence-bert": {
+        "item_loss": ("triplet_loss", "triplet_loss", "torch.tensor(float({}))", "import torch"),
+    },
+}
+
+
+def run_in_one_kernel(notebook: Path) -> dict[str, bool]:
+    """A student's own run: every code cell in one namespace, in order; ``{grade_id: passed}``."""
+    import contextlib
+    import io
+
+    import nbformat
+
+    from beyondbert.grading.check import is_test_cell
+
+    nb = nbformat.read(notebook, as_version=4)
+    namespace: dict = {"__name__": "__main__"}
+    verdicts = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, "<cell>", "exec"), namespace)
+            passed = True
+        except Exception:  # noqa: BLE001 - a failing cell, as in a kernel
+            passed = False
+        if is_test_cell(cell):
+            verdicts[cell.metadata.nbgrader["grade_id"]] = passed
+    return verdicts
+
+
+def same_everywhere(exercise: str, folder: Path) -> dict:
+    from beyondbert.grading import grade_submissions
+    from beyondbert.grading.check import check_notebook
+    from notebooks import solution_answers, write_answers
+
+    student_version = REPO / "exercises" / f"{exercise}.ipynb"
+    answers = solution_answers(REPO / "solutions" / f"{exercise}.ipynb")
+    notebooks = {}
+    for case, (grade_id, name, wrap, imports) in MISMATCHES[exercise].items():
+        (folder / case).mkdir()
+        notebooks[case] = write_answers(student_version, wrapped(answers, grade_id, name, wrap,
+                                                                 imports),
+                                        folder / case / f"{exercise}.ipynb")
+    graded = grade_submissions(exercise, notebooks, REPO)
+    out = {}
+    for case, notebook in notebooks.items():
+        checked = check_notebook(notebook, REPO, exercise)
+        out[case] = {
+            "local": run_in_one_kernel(notebook),
+            "check": {c.grade_id: c.status for c in checked.cells},
+            "graded": {t.name: t.passed for t in graded[case].tests},
+            "messages": {t.name: t.message for t in graded[case].tests if not t.passed},
+            "score": [graded[case].score, graded[case].max_score],
+        }
+    return out
+
+
+@needs_sandbox
+@pytest.mark.parametrize("exercise", sorted(MISMATCHES))
+def test_the_same_answer_scores_the_same_locally_in_check_and_graded(exercise, run_once):
+    results = run_once(f"same-everywhere-{exercise}",
+                       lambda folder: same_everywhere(exercise, folder))
+    for case, result in results.items():
+        visible = [g for g, status in result["check"].items() if status != "hidden"]
+        assert visible, f"{case}: no visible test ran"
+        for grade_id in visible:
+            local, graded = result["local"][grade_id], result["graded"][grade_id]
+            checked = result["check"][grade_id] == "passed"
+            assert local == checked == graded, (
+                f"{exercise} {case} {grade_id}: locally {local}, check {checked}, graded {graded}"
+                f" ({result['messages'].get(grade_id, '')})")
+        if case == "item_loss":  # a loss without a gradient loses points where one is checked
+            continue
+        # the converted answers are right answers: full marks, hidden tests included
+        assert result["score"][0] == result["score"][1], (case, result["messages"])

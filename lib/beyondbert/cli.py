@@ -9,10 +9,14 @@
     beyondbert grade SUBMISSION.ipynb --exercise EXERCISE [--json]   grade one file
     beyondbert feedback EXERCISE [--course DIR]              per-student HTML feedback
     beyondbert export [--course DIR] [--output grades.csv]   every grade as CSV
+    beyondbert check NOTEBOOK.ipynb [--exercise EXERCISE] [--json]
+                                             a student's check: visible tests, the grader's way
+    beyondbert report EXERCISE [--course DIR] [--output DIR]  the class report (HTML and CSV)
 
 Student code always runs in a bubblewrap sandbox; without one, grading is refused unless
---unsafe-no-sandbox is given. Exit status: 0 done, 1 an nbgrader step failed or a submission is
-flagged, 2 bad input (nothing was changed).
+--unsafe-no-sandbox is given (``check``, a student's own run, then runs the code as the student).
+Exit status: 0 done, 1 an nbgrader step failed, a submission is flagged or (check) a visible test
+fails, 2 bad input (nothing was changed).
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ EXIT_OK, EXIT_NBGRADER_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 class SubmissionsFlagged(NbgraderFailed):
     """Grading finished, but some submissions need the instructor's eye (exit status 1)."""
+
+
+class ChecksFailed(NbgraderFailed):
+    """``beyondbert check`` ran, and some visible tests fail (exit status 1)."""
 
 
 def _points(x: float) -> str:
@@ -139,6 +147,36 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {output}")
 
 
+def _cmd_check(args: argparse.Namespace) -> None:
+    from .grading.check import check_notebook, format_result
+
+    try:
+        repo = find_repo(args.repo)
+    except GradingError:
+        repo = None  # a student's copy without the course repository: the notebook as it is
+    _say(f"Checking {args.notebook} the way it is graded (visible tests only; nothing is "
+         f"written)...")
+    result = check_notebook(Path(args.notebook), repo, exercise=args.exercise,
+                            unsafe_no_sandbox=True if args.unsafe_no_sandbox else None)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(format_result(result))
+    if not result.ok:
+        raise ChecksFailed("some visible tests fail (listed above)")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .grading.report import write_report
+
+    repo = find_repo(args.repo)
+    _say(f"Writing the class report of {args.exercise} from {Path(args.course).resolve()} ...")
+    written = write_report(args.exercise, Path(args.course), repo,
+                           Path(args.output) if args.output else None)
+    for path in written:
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``beyondbert`` (one sub-command per instructor step)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -215,6 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", default="grades.csv",
                    help="CSV file to write (default: grades.csv)")
     p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("check", parents=[common],
+                       help="a student's check before handing in: run NOTEBOOK and its visible "
+                            "tests the way grading does (sandbox, plain data) and print, per "
+                            "task, what would score and why not; writes nothing")
+    p.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    p.add_argument("--exercise", metavar="EXERCISE",
+                   help="the exercise (default: from the file or folder name, or its test cells)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run your code without the sandbox even where one can start (it already "
+                        "runs unsandboxed, as you, where none can)")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(run=_cmd_check)
+
+    p = sub.add_parser("report", parents=[common, course],
+                       help="the class report of a graded exercise: one HTML page (score "
+                            "histogram, points lost per task and test, common failure "
+                            "messages, flagged submissions, grading time) and CSV files")
+    p.add_argument("exercise", metavar="EXERCISE")
+    p.add_argument("--output", metavar="DIR",
+                   help="folder to write to (default: reports/EXERCISE/ in the course folder)")
+    p.set_defaults(run=_cmd_report)
     return parser
 
 

@@ -214,7 +214,35 @@ def serve(seed: int, request_fd: int, reply_fd: int, files: Path | None) -> None
             write_message(replies, {"ok": False, "error": _error(failure), "stdout": "", "stderr": ""})
 
 
+def hide_modules(names: list[str]) -> None:
+    """Make ``import`` of each named module (and its submodules) fail as if it were absent: how
+    an unsandboxed worker (``beyondbert check`` without bubblewrap) hides an exercise's forbidden
+    modules, which the sandbox leaves out of its copy of the library."""
+    import importlib.abc
+
+    names = [n for n in names if n]
+    if not names:
+        return
+
+    def hidden(fullname: str) -> bool:
+        return any(fullname == n or fullname.startswith(n + ".") for n in names)
+
+    class _Hidden(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if hidden(fullname):
+                raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+            return None
+
+    for name in [m for m in sys.modules if hidden(m)]:
+        del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and hasattr(sys.modules[parent], child):
+            delattr(sys.modules[parent], child)
+    sys.meta_path.insert(0, _Hidden())
+
+
 def main() -> None:
+    hide_modules(os.environ.get("BEYONDBERT_HIDE_MODULES", "").split(","))
     seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     request_fd, reply_fd = (int(a) for a in sys.argv[2:4])
     serve(seed, request_fd, reply_fd, Path(sys.argv[4]) if len(sys.argv) > 4 else None)
