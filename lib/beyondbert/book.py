@@ -116,7 +116,10 @@ def _image_alt_text(app: Sphinx, doctree: nodes.document) -> None:
         uri = image.get("uri", "")
         if not uri.endswith(".png") or "://" in uri:
             continue
-        _, path = app.env.relfn2path(uri, docname)
+        # Sphinx's image collector may already have made the URI relative to the source folder.
+        path = str(Path(app.srcdir) / uri.lstrip("/"))
+        if not Path(path).is_file():
+            _, path = app.env.relfn2path(uri, docname)
         try:
             text = alt_text(path)
         except OSError:
