@@ -572,3 +572,39 @@ def test_the_executor_writes_the_session_s_flags(tmp_path):
     assert outputs[1][0]["ename"] == "TimeBudgetExceeded" and outputs[2] == []
     outputs, flags = run_executor([("student", "y = 1")], tmp_path)
     assert flags == [] and not (tmp_path / FLAGS_FILE).exists()
+
+
+FORK_UNTIL_REFUSED = '''
+import os, time
+kids = 0
+while kids < 100000:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(600)
+        os._exit(0)
+    kids += 1
+'''
+
+
+@needs_sandbox
+def test_a_fork_bomb_in_one_sandbox_leaves_another_sandbox_its_processes():
+    """Issue 23: RLIMIT_NPROC counts per user and every sandbox runs as one uid; each sandbox
+    now has its own process cap (a pids cgroup), so another one still starts and forks."""
+    with SandboxSession(None) as bomb:
+        bomb.run_cell(FORK_UNTIL_REFUSED, timeout=120)
+        kids = bomb.describe("kids")["value"]
+        assert 0 < kids < launcher.Limits().processes
+        with SandboxSession(None) as other:
+            other.run_cell(FORK_UNTIL_REFUSED.replace("100000", "20"), timeout=120)
+            assert other.describe("kids")["value"] == 20
+
+
+def test_each_sandbox_has_its_own_process_cap_where_pids_cgroups_exist():
+    probe = launcher.PidsCgroup.create(8)
+    if probe is None:
+        pytest.skip("no pids cgroup can be created here")
+    probe.remove()
+    assert launcher.process_confinement().startswith("a pids cgroup")

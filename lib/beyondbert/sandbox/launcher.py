@@ -42,6 +42,9 @@ NO_SANDBOX_HELP = (
 )
 
 
+NPROC_BACKSTOP = 16384  # processes of the sandboxes' uid in all, where each has a pids cgroup
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-submission caps: address space (and the memory cgroup's limit, where there is one), CPU
@@ -56,11 +59,18 @@ class Limits:
     tmp_bytes: int = 256 * 1024**2
     home_bytes: int = 256 * 1024**2
 
-    def apply(self) -> None:
-        """Set the limits on the current process (called in the child before exec)."""
+    def apply(self, own_pids_cgroup: bool = False) -> None:
+        """Set the limits on the current process (called in the child before exec).
+
+        ``RLIMIT_NPROC`` counts every process of the *user*, in all sandboxes together (they run
+        as one uid): one submission's fork bomb would stop every other sandbox from starting.
+        With ``own_pids_cgroup`` (the sandbox's processes are capped by a pids cgroup of its
+        own) it is only a machine-wide backstop of ``NPROC_BACKSTOP``.
+        """
+        nproc = NPROC_BACKSTOP if own_pids_cgroup else self.processes
         resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
@@ -197,6 +207,8 @@ class MemoryCgroup:
     write to their tmpfs folders, together. The kernel's OOM killer ends a worker past it (the
     cell fails as after a crash)."""
 
+    controller = "memory"
+
     def __init__(self, path: Path, version: int) -> None:
         self.path, self.version = path, version
 
@@ -250,6 +262,56 @@ class MemoryCgroup:
                 time.sleep(0.02)
 
 
+class PidsCgroup(MemoryCgroup):
+    """A pids cgroup for one sandbox: at most ``Limits.processes`` processes and threads in it,
+    whatever runs in the other sandboxes (``RLIMIT_NPROC`` counts per user, so all sandboxes of
+    one uid would share it). A fork past the cap fails inside this sandbox only."""
+
+    controller = "pids"
+
+    @classmethod
+    def create(cls, max_pids: int) -> "PidsCgroup | None":
+        """A new pids cgroup under this process's own, or None where that is not allowed."""
+        found = _own_cgroup("pids")
+        if found is None:
+            return None
+        parent, version = found
+        if version == 2:
+            try:
+                delegated = "pids" in (parent / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                delegated = False
+            if not delegated:
+                return None
+        path = parent / f"beyondbert-pids-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            path.mkdir()
+        except OSError:
+            return None
+        cgroup = cls(path, version)
+        try:
+            (path / "pids.max").write_text(str(max_pids))
+        except OSError:
+            cgroup.remove()
+            return None
+        return cgroup
+
+    def enter(self) -> None:
+        """Move the calling process into the cgroup; raise if that fails (the limit is the
+        sandbox's only process cap)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def process_confinement() -> str:
+    """How a sandbox's processes are capped on this machine, in words."""
+    cgroup = PidsCgroup.create(Limits().processes)
+    if cgroup is None:
+        return ("RLIMIT_NPROC only, shared by every sandbox of the same uid: no pids cgroup can "
+                "be created here")
+    cgroup.remove()
+    return f"a pids cgroup (v{cgroup.version}) of {Limits().processes} per sandbox"
+
+
 def memory_confinement() -> str:
     """Which memory limits apply to a worker on this machine, in words."""
     cgroup = MemoryCgroup.create(Limits().memory_bytes)
@@ -276,17 +338,20 @@ def sandbox_problem() -> str | None:
     return None
 
 
-def _child_setup(limits: Limits, cgroup: MemoryCgroup | None):
+def _child_setup(limits: Limits, cgroup: MemoryCgroup | None, pids: PidsCgroup | None = None):
     def setup() -> None:  # in the child, before exec
         if cgroup is not None:
             cgroup.enter()
-        limits.apply()
+        if pids is not None:
+            pids.enter()
+        limits.apply(own_pids_cgroup=pids is not None)
     return setup
 
 
 def spawn_zygote(files: Path, library_copy: Path, control_fd: int, limits: Limits,
                  uid: int | None, log: Path, cgroup: MemoryCgroup | None = None,
-                 home_bytes: int | None = None) -> subprocess.Popen:
+                 home_bytes: int | None = None,
+                 pids: PidsCgroup | None = None) -> subprocess.Popen:
     """Start a sandbox running the zygote on ``control_fd`` (see :func:`bwrap_command`).
 
     Its own stderr (bubblewrap's errors, a crash before it is ready) goes to ``log``.
@@ -302,7 +367,7 @@ def spawn_zygote(files: Path, library_copy: Path, control_fd: int, limits: Limit
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             pass_fds=(control_fd,) + ((seccomp_fd,) if seccomp_fd is not None else ()),
-            preexec_fn=_child_setup(limits, cgroup), start_new_session=True)
+            preexec_fn=_child_setup(limits, cgroup, pids), start_new_session=True)
 
 
 def spawn_unsandboxed_worker(workdir: Path, seed: int, limits: Limits,

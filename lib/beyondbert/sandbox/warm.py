@@ -30,7 +30,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .launcher import Limits, MemoryCgroup, filtered_library, spawn_zygote
+from .launcher import Limits, MemoryCgroup, PidsCgroup, filtered_library, spawn_zygote
 
 START_TIMEOUT = 120.0  # seconds for a new sandbox's zygote to import its modules
 ANSWER_TIMEOUT = 30.0  # seconds for a reset or a fork (a busy machine: normally milliseconds)
@@ -70,10 +70,12 @@ class WarmSandbox:
         self.log = self._scratch / "zygote.log"
         library = filtered_library(self._scratch / "lib", config.forbidden_modules)
         self._cgroup = MemoryCgroup.create(config.limits.memory_bytes)
+        self._pids = PidsCgroup.create(config.limits.processes)  # this sandbox's own process cap
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = spawn_zygote(self.files, library, theirs.fileno(), config.limits,
-                                         config.uid, self.log, self._cgroup, config.home_bytes)
+                                         config.uid, self.log, self._cgroup, config.home_bytes,
+                                         self._pids)
         finally:
             theirs.close()
         self._ready = self._closed = False
@@ -175,8 +177,9 @@ class WarmSandbox:
             pass
         self._process.wait()
         self._control.close()
-        if self._cgroup is not None:
-            self._cgroup.remove()
+        for cgroup in (self._cgroup, self._pids):
+            if cgroup is not None:
+                cgroup.remove()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
