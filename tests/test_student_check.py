@@ -196,7 +196,8 @@ def graded_notebook(cells):
         cell = nbformat.v4.new_code_cell(source)
         if kind == "test":
             cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
-                                         "grade_id": f"test_{i}", "points": 1}
+                                         "grade_id": f"test_{i}", "points": 1,
+                                         "schema_version": 3}
         nb.cells.append(cell)
     return nb
 
@@ -362,3 +363,49 @@ def test_the_same_answer_scores_the_same_locally_in_check_and_graded(exercise, r
             continue
         # the converted answers are right answers: full marks, hidden tests included
         assert result["score"][0] == result["score"][1], (case, result["messages"])
+
+
+# ------------------------------------------------------------ nbgrader's Validate button
+TOY_ANSWER = '''
+from collections import Counter
+
+def count_pairs(vocab):
+    counts = Counter()
+    for word, n in vocab.items():
+        symbols = word.split()
+        for pair in zip(symbols, symbols[1:]):
+            counts[" ".join(pair)] += n
+    return counts
+
+def count_pairs_as_tuples(vocab):
+    return {tuple(pair.split()): n for pair, n in count_pairs(vocab).items()}
+'''
+TOY_TESTS = [
+    "got = count_pairs({'a b c': 2})\nassert got == {'a b': 2, 'b c': 2}, got",
+    "got = count_pairs_as_tuples({'a b c': 2})\nassert len(got) == 2",
+]
+
+
+@needs_sandbox
+def test_the_validate_button_gives_the_check_s_verdict(tmp_path):
+    import nbformat
+    from nbgrader.validator import Validator
+
+    from beyondbert.grading.check import check_notebook, use_course_check_in_validator
+
+    nb = graded_notebook([("student", TOY_ANSWER)] + [("test", t) for t in TOY_TESTS])
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    nbformat.write(nb, folder / "toy.ipynb")
+    checked = check_notebook(folder / "toy.ipynb", REPO, exercise="toy")
+    assert [c.status for c in checked.cells] == ["passed", "failed"]
+    assert "dict keys must be strings, got a key of type tuple" in checked.cells[1].message
+    default = Validator.class_traits()["preprocessors"].default_value
+    try:
+        use_course_check_in_validator()
+        result = Validator().validate(str(folder / "toy.ipynb"))
+    finally:
+        Validator.class_traits()["preprocessors"].default_value = default
+    [failed] = result["failed"]
+    assert failed["source"] == TOY_TESTS[1] and "NotPlainData" in failed["raw_error"]
+    assert list(folder.iterdir()) == [folder / "toy.ipynb"]  # nothing written beside it
