@@ -608,3 +608,16 @@ def test_each_sandbox_has_its_own_process_cap_where_pids_cgroups_exist():
         pytest.skip("no pids cgroup can be created here")
     probe.remove()
     assert launcher.process_confinement().startswith("a pids cgroup")
+
+
+def test_the_sandbox_errors_have_a_module_of_their_own_and_warm_never_imports_session():
+    """Issue 23: ``session`` and ``warm`` imported each other (over SandboxBroken)."""
+    import ast
+
+    from beyondbert.sandbox import errors
+
+    tree = ast.parse(Path(warm.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "session" not in imported and "beyondbert.sandbox.session" not in imported
+    assert SandboxBroken is errors.SandboxBroken and warm.WarmSandboxFailed is errors.WarmSandboxFailed
+    assert SandboxError is errors.SandboxError and NoSandbox is errors.NoSandbox

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from . import warm
+from .errors import NoSandbox, SandboxBroken, SandboxError, WarmSandboxFailed
 from .launcher import Limits, sandbox_problem, spawn_unsandboxed_worker, tree_bytes
 from .plaindata import (MAX_MESSAGE_BYTES, MalformedMessage, NotPlainData, decode_message,
                         encode_message, from_plain, to_plain)
@@ -44,25 +45,6 @@ PROTOCOL_FLAG = ("student code wrote a malformed message to the grader's channel
                  "reply): its process was restarted and the reply ignored")
 BUDGET_FLAG = ("grading ran past this submission's time budget of {budget:g} s (cells, calls, "
                "restarts and replays): the rest was not run; the credit earned before stays")
-
-
-class SandboxError(RuntimeError):
-    """The student code failed in the sandbox (error, time-out, crash); ``ename`` names how."""
-
-    def __init__(self, ename: str, evalue: str) -> None:
-        super().__init__(f"{ename}: {evalue}")
-        self.ename, self.evalue = ename, evalue
-
-
-class NoSandbox(RuntimeError):
-    """No sandbox can be started and unsafe grading was not asked for."""
-
-
-class SandboxBroken(RuntimeError):
-    """The worker could not even start: a fault of the grading machine, not of the student.
-
-    It is not caught per cell: grading that submission fails, and the instructor sees why.
-    """
 
 
 def copy_regular_files(source: Path, target: Path, skip=("*.ipynb", FLAGS_FILE)) -> None:
@@ -221,12 +203,12 @@ class SandboxSession:
         replaced once (SandboxBroken if the new one cannot start)."""
         try:
             self._requests, self._replies = self._warm.fork(self.seed)
-        except warm.WarmSandboxFailed:
+        except WarmSandboxFailed:
             self._warm.close()
             self._take_warm_sandbox()
             try:
                 self._requests, self._replies = self._warm.fork(self.seed)
-            except warm.WarmSandboxFailed as failure:
+            except WarmSandboxFailed as failure:
                 raise SandboxBroken(f"a new sandbox gave no worker: {failure}") from None
         os.set_blocking(self._requests, False)
 
@@ -285,7 +267,7 @@ class SandboxSession:
             return
         try:
             self._warm.reset()
-        except warm.WarmSandboxFailed:
+        except WarmSandboxFailed:
             self._warm.close()  # a new one is taken at the next fork
 
     def close(self) -> None:

@@ -30,16 +30,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SandboxBroken, WarmSandboxFailed
 from .launcher import Limits, MemoryCgroup, PidsCgroup, filtered_library, spawn_zygote
 
 START_TIMEOUT = 120.0  # seconds for a new sandbox's zygote to import its modules
 ANSWER_TIMEOUT = 30.0  # seconds for a reset or a fork (a busy machine: normally milliseconds)
 HOME_ROOM_STEP = 2**20  # the home folder's room for the files handed in, rounded up to this
 MAX_IDLE = 2  # warm sandboxes kept idle per process
-
-
-class WarmSandboxFailed(RuntimeError):
-    """The zygote did not answer as it must (gone, stopped, or a reset it could not finish)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +82,6 @@ class WarmSandbox:
         """Wait for the zygote's "ready"; SandboxBroken if it never comes (the grader's fault)."""
         if self._ready:
             return
-        from .session import SandboxBroken
-
         try:
             reply = self._receive(START_TIMEOUT)
         except WarmSandboxFailed:
