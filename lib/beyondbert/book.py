@@ -6,10 +6,11 @@
    under Jupyter Book 1, "Identifier 'THEBE_JS_URL' has already been declared") are written once,
    and the theme starts in light mode instead of an empty mode ("Got invalid theme mode").
 3. Measured vs published: the ``results-table`` directive renders the figures the chapters
-   recorded with :func:`beyondbert.results.record`: ``published`` — those that reproduce a
-   paper's number (paper, their setting and ours, theirs, ours, ratio), by chapter; ``other`` —
-   each chapter's other figures, folded. Each figure links to the heading of the chapter page
-   that measured it. A chapter that recorded nothing, or a record naming a heading no page has,
+   recorded with :mod:`beyondbert.results`: ``published`` — ours beside a paper's number (the
+   ratio only where quantity and setting are the same, else "settings differ"); ``quoted`` — a
+   paper's number the page quotes without reproducing it; ``other`` — each chapter's other
+   figures, folded, in page and heading order. Chapters appear under their titles; each figure
+   links to the heading of the chapter page that measured it. A chapter that recorded nothing, or a record naming a heading no page has,
    is a build warning (an error under ``-W``).
 4. Prose roles for numbers that are not measured on the page: ``{paper}`92.5 %``` (quoted from a
    paper) and ``{fact}`448``` (a fixed fact); they render as text, and the prose-number test
@@ -136,14 +137,15 @@ class results_placeholder(nodes.General, nodes.Element):
 
 
 class ResultsTable(SphinxDirective):
-    """``{results-table} published`` (figures beside a paper's number) or ``{results-table} other``."""
+    """``{results-table} published`` (ours beside a paper's number), ``quoted`` (a paper's number
+    only) or ``other`` (measured figures with no paper's number)."""
 
     optional_arguments = 1
 
     def run(self) -> list[nodes.Node]:
         kind = self.arguments[0] if self.arguments else "published"
-        if kind not in {"published", "other"}:
-            raise self.error(f"results-table takes 'published' or 'other', got {kind!r}")
+        if kind not in {"published", "quoted", "other"}:
+            raise self.error(f"results-table takes 'published', 'quoted' or 'other', got {kind!r}")
         return [results_placeholder(kind=kind)]
 
 
@@ -152,9 +154,35 @@ def _load_rows(folder: Path) -> dict[str, dict[str, dict]]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
 
+# The results page names chapters by their titles (the folder names are slugs).
+CHAPTER_TITLES = {
+    "01-encoders-and-bert": "1 · Encoders and BERT",
+    "02-roberta-and-modern-encoders": "2 · Tokenizers, RoBERTa and the modern encoder",
+    "03-sentence-bert": "3 · Sentence-BERT",
+    "04-search": "4 · Search: re-ranking, ColBERT, Matryoshka, quantized embeddings",
+    "05-finetuning-distillation-lora": "5 · Fine-tuning, distillation and LoRA",
+    "06-quantization": "6 · Quantization",
+    "07-decoders-and-rlhf": "7 · Decoders, in-context learning and RLHF",
+}
+
+
+def chapter_title(chapter: str) -> str:
+    """``5 · Fine-tuning, distillation and LoRA`` for ``05-finetuning-distillation-lora``."""
+    if chapter in CHAPTER_TITLES:
+        return CHAPTER_TITLES[chapter]
+    number, _, slug = chapter.partition("-")
+    return f"{number.lstrip('0')} · {slug.replace('-', ' ').capitalize()}"
+
+
+# Units the reader knows by another name: a share is a percentage.
+_PERCENT_UNITS = {"share", "fraction", "rate", "accuracy"}
+
+
 def _fmt(x: float | None, unit: str = "") -> str:
     if x is None:
         return "—"
+    if unit in _PERCENT_UNITS:
+        return f"{100 * x:.4g} %"
     return f"{x:.4g} {unit}".strip()
 
 
@@ -166,18 +194,29 @@ def _title_key(title: str) -> str:
     return " ".join(title.translate(_PLAIN).split())
 
 
-def _section_index(app: Sphinx) -> dict[tuple[str, str], tuple[str, str]]:
-    """``{(chapter, section title): (docname, anchor)}`` of every heading on the chapter pages."""
-    index = {}
+def _page_order(app: Sphinx) -> dict[str, int]:
+    """``{docname: position}`` in the table of contents."""
+    import yaml
+
+    toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text())
+    files = [entry["file"] for part in toc.get("parts", [])
+             for entry in part.get("chapters", []) if "file" in entry]
+    return {name: index for index, name in enumerate(files)}
+
+
+def _section_index(app: Sphinx) -> dict[tuple[str, str], tuple[str, str, tuple[int, int]]]:
+    """``{(chapter, section title): (docname, anchor, (page position, heading position))}``."""
+    index, order = {}, _page_order(app)
     for docname in sorted(app.env.found_docs):
         parts = docname.split("/")
         if len(parts) < 3 or parts[0] != "chapters":
             continue
-        for section in app.env.get_doctree(docname).findall(nodes.section):
+        for position, section in enumerate(app.env.get_doctree(docname).findall(nodes.section)):
             title = section.next_node(nodes.title)
             if title is not None and section["ids"]:
                 index.setdefault((parts[1], _title_key(title.astext())),
-                                 (docname, section["ids"][0]))
+                                 (docname, section["ids"][0],
+                                  (order.get(docname, len(order)), position)))
     return index
 
 
@@ -187,10 +226,18 @@ class _Links:
     def __init__(self, app: Sphinx, docname: str):
         self.app, self.docname, self.index = app, docname, _section_index(app)
 
+    def _target(self, chapter: str, row: dict):
+        return self.index.get((chapter, _title_key(row.get("section") or "")))
+
+    def order(self, chapter: str, name: str, row: dict) -> tuple:
+        """Sort key: page, then heading, then name (figures without a heading last)."""
+        target = self._target(chapter, row)
+        return (*(target[2] if target else (10**6, 0)), name)
+
     def paragraph(self, chapter: str, name: str, row: dict) -> nodes.paragraph:
         text = row.get("label") or name
         para = nodes.paragraph()
-        target = self.index.get((chapter, _title_key(row.get("section") or "")))
+        target = self._target(chapter, row)
         if target is None:
             if row.get("section"):
                 logger.warning(f"results: {chapter}/{name} names section {row['section']!r}, "
@@ -200,6 +247,18 @@ class _Links:
         uri = self.app.builder.get_relative_uri(self.docname, target[0]) + "#" + target[1]
         para += nodes.reference("", text, refuri=uri, internal=True)
         return para
+
+
+def _details(summary: str, text: str | None) -> nodes.Node:
+    """A short cell that unfolds to the full text (a long setting must not make a tall row)."""
+    if not text:
+        return nodes.paragraph(text="—")
+    if len(text) <= 60:
+        return nodes.paragraph(text=text)
+    from html import escape
+
+    return nodes.raw("", f"<details><summary>{escape(summary)}</summary>{escape(text)}</details>",
+                     format="html")
 
 
 def _table(headers: list[str], widths: list[int], rows: list[list], classes: list[str]) -> nodes.table:
@@ -220,39 +279,72 @@ def _table(headers: list[str], widths: list[int], rows: list[list], classes: lis
     return table
 
 
-def _published_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
+def _kind(row: dict) -> str:
+    """``quoted`` (a paper's number only), ``compared`` (ours beside theirs) or ``measured``."""
+    if row.get("published") is None:
+        return "measured"
+    return "quoted" if row.get("value") is None else "compared"
+
+
+def _sorted(chapter: str, figures: dict[str, dict], links: _Links, kind: str) -> list:
+    chosen = [(n, r) for n, r in figures.items() if _kind(r) == kind]
+    return sorted(chosen, key=lambda item: links.order(chapter, *item))
+
+
+def _compared_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
     out = []
     for chapter, figures in rows.items():
-        published = [(n, r) for n, r in sorted(figures.items()) if r.get("published") is not None]
-        if not published:
+        compared = _sorted(chapter, figures, links, "compared")
+        if not compared:
             continue
         body = []
-        for name, r in published:
-            setting = f"theirs: {r.get('setting') or '—'}; ours: {r.get('our_setting') or '—'}"
-            ratio = r["value"] / r["published"] if r["published"] else None
-            body.append([links.paragraph(chapter, name, r), r.get("source") or "", setting,
-                         _fmt(r["published"], r.get("unit", "")), _fmt(r["value"], r.get("unit", "")),
-                         _fmt(ratio)])
-        out.append(nodes.rubric(text=f"Chapter {chapter}"))
-        out.append(_table(["figure", "paper", "setting", "theirs", "ours", "ours / theirs"],
-                          [22, 18, 30, 10, 10, 10], body, ["results-published"]))
+        for name, r in compared:
+            unit = r.get("unit", "")
+            same = bool(r.get("comparable")) and r["published"]
+            ratio = _fmt(r["value"] / r["published"]) if same else "settings differ"
+            setting = f"Theirs: {r.get('setting') or '—'}. Ours: {r.get('our_setting') or '—'}."
+            body.append([links.paragraph(chapter, name, r), r.get("source") or "",
+                         _details("settings", setting), _fmt(r["published"], unit),
+                         _fmt(r["value"], unit), ratio])
+        out.append(nodes.rubric(text=chapter_title(chapter)))
+        out.append(_table(["figure", "paper", "settings", "theirs", "ours", "ours / theirs"],
+                          [26, 20, 14, 12, 12, 16], body, ["results-published"]))
+    return out
+
+
+def _quoted_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
+    out = []
+    for chapter, figures in rows.items():
+        quoted = _sorted(chapter, figures, links, "quoted")
+        if not quoted:
+            continue
+        body = [[links.paragraph(chapter, n, r), r.get("source") or "",
+                 _details("their setting", r.get("setting")), _fmt(r["published"], r.get("unit", ""))]
+                for n, r in quoted]
+        out.append(nodes.rubric(text=chapter_title(chapter)))
+        out.append(_table(["figure", "paper", "their setting", "their number"], [34, 26, 24, 16],
+                          body, ["results-quoted"]))
     return out
 
 
 def _other_tables(rows: dict[str, dict[str, dict]], links: _Links) -> list[nodes.Node]:
     out = []
     for chapter, figures in rows.items():
-        others = [(n, r) for n, r in sorted(figures.items()) if r.get("published") is None]
+        others = _sorted(chapter, figures, links, "measured")
         if not others:
             continue
-        body = [[links.paragraph(chapter, n, r), _fmt(r["value"]), r.get("unit") or "",
-                 r.get("our_setting") or ""] for n, r in others]
-        out.append(nodes.raw("", f"<details class=\"results-chapter\"><summary>Chapter {chapter}: "
-                                 f"{len(others)} figures</summary>", format="html"))
-        out.append(_table(["figure", "measured", "unit", "setting"], [45, 15, 15, 25], body,
+        body = [[links.paragraph(chapter, n, r), _fmt(r["value"], r.get("unit") or ""),
+                 _details("setting", r.get("our_setting"))] for n, r in others]
+        out.append(nodes.raw("", f"<details class=\"results-chapter\"><summary>"
+                                 f"{chapter_title(chapter)}: {len(others)} figures</summary>",
+                             format="html"))
+        out.append(_table(["figure", "measured", "setting"], [50, 20, 30], body,
                           ["results-other"]))
         out.append(nodes.raw("", "</details>", format="html"))
     return out
+
+
+_TABLES = {"published": _compared_tables, "quoted": _quoted_tables, "other": _other_tables}
 
 
 def _fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -267,9 +359,7 @@ def _fill_results(app: Sphinx, doctree: nodes.document, docname: str) -> None:
                            location=docname)
     rows, links = _load_rows(folder), _Links(app, docname)
     for placeholder in placeholders:
-        kind = placeholder.get("kind", "published")
-        placeholder.replace_self(_published_tables(rows, links) if kind == "published"
-                                 else _other_tables(rows, links))
+        placeholder.replace_self(_TABLES[placeholder.get("kind", "published")](rows, links))
 
 
 def _always_rewrite_results(app, env, added, changed, removed) -> list[str]:
