@@ -91,3 +91,30 @@ def test_page_recorder_records_and_glues_formatted_text(tmp_path, monkeypatch):
     assert glue_text("steps", 1200, "{:,}") == "1,200" and glued["steps"] == "1,200"
     with pytest.raises(ValueError, match="glue name"):
         glue_text("two words", 1.0)
+
+
+def test_quoted_figures_have_no_value_and_comparable_needs_a_paper(tmp_path, monkeypatch):
+    from beyondbert.results import quote
+
+    monkeypatch.setenv("BEYONDBERT_RESULTS_DIR", str(tmp_path))
+    assert quote("07-x", "gsm8k", 56.9, "%", label="GSM8K, chain of thought",
+                 source="Wei et al., 2022", setting="PaLM 540B") == 56.9
+    record("07-x", "share", 0.15, "share", label="masked share", published=0.15,
+           source="Devlin et al., 2019", setting="BERT", comparable=True)
+    rows = json.loads((tmp_path / "07-x.json").read_text())
+    assert rows["gsm8k"]["value"] is None and rows["gsm8k"]["published"] == 56.9
+    assert rows["share"]["comparable"] is True
+    with pytest.raises(ValueError, match="comparable=True needs"):
+        record("07-x", "p", 1.0, label="p", comparable=True)
+    with pytest.raises(ValueError, match="label, its source and its setting"):
+        quote("07-x", "q", 1.0, label="q", source="Someone, 2020", setting="")
+
+
+def test_results_page_kinds_and_units():
+    from beyondbert.book import _fmt, _kind, chapter_title
+
+    assert _kind({"published": 56.9, "value": None}) == "quoted"
+    assert _kind({"published": 0.15, "value": 0.1502}) == "compared"
+    assert _kind({"published": None, "value": 3.0}) == "measured"
+    assert _fmt(0.725, "share") == "72.5 %" and _fmt(1.9234, "x") == "1.923 x"
+    assert chapter_title("05-finetuning-distillation-lora") == "5 · Fine-tuning, distillation and LoRA"
