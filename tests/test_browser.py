@@ -35,6 +35,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOT_PAGES = {"index.html", "genindex.html", "search.html", "py-modindex.html"}  # index: a redirect
 PAGE_WEIGHT_BUDGET = 10 * 2**20  # bytes of HTML + local resources per page
+# axe-core (npm, pinned in tests/axe/package-lock.json; `make test` installs it) checks WCAG 2 A/AA.
+AXE_JS = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN_JS = """async () => (await axe.run(document, {
+  runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}, resultTypes: ['violations']}))
+  .violations.map(v => ({id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
+                         first: v.nodes[0] ? v.nodes[0].target.join(' ') : ''}))"""
 SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 pytestmark = [
@@ -172,6 +178,8 @@ def site():
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium driven by Playwright."""
+    if not AXE_JS.is_file():
+        pytest.fail(f"{AXE_JS} is missing: run `npm ci --prefix tests/axe` (make test does)")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: run scripts/install-system-deps.sh")
     from playwright.sync_api import sync_playwright
@@ -185,6 +193,8 @@ def browser():
 def inspect_page(page, screenshot: Path | None = None) -> dict:
     """Run INSPECT_JS on a loaded page; optionally save a screenshot of its first screen."""
     info = page.evaluate(INSPECT_JS)
+    page.add_script_tag(path=str(AXE_JS))
+    info["axe"] = page.evaluate(AXE_RUN_JS)
     if screenshot:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=screenshot)
@@ -270,6 +280,15 @@ def test_pages_load_cleanly(visits):
         problems += [f"{path}: bad request: {r}" for r in v.bad_requests]
         problems += [f"{path}: needed an external request (blocked): {u}" for u in v.external]
     fail_if_any(problems, "load problems")
+
+
+def test_pages_are_accessible(visits):
+    """axe-core finds no WCAG 2 A or AA violation on any page (alt text, contrast, labels...)."""
+    problems = [f"{path}: {v['id']} ({v['impact']}, {v['count']}x, first at {v['first']}): "
+                f"{v['help']}"
+                for path, visit_ in visits.items() if visit_.info
+                for v in visit_.info.get("axe", [])]
+    fail_if_any(problems, "accessibility violations")
 
 
 def test_math_is_rendered(visits):
