@@ -409,3 +409,54 @@ def test_the_validate_button_gives_the_check_s_verdict(tmp_path):
     [failed] = result["failed"]
     assert failed["source"] == TOY_TESTS[1] and "NotPlainData" in failed["raw_error"]
     assert list(folder.iterdir()) == [folder / "toy.ipynb"]  # nothing written beside it
+
+
+HIDDEN_INPUTS_TEST = '''
+from beyondbert.grading.student import hidden_rng
+assert double(torch.ones(2)).tolist() == [2.0, 2.0]
+### BEGIN HIDDEN TESTS
+x = torch.randn(4, generator=hidden_rng("toy/double"))
+assert torch.equal(double(x), 2 * x), "wrong on the hidden inputs"
+assert x.tolist() == {expected}, "not the course's hidden inputs"
+### END HIDDEN TESTS
+'''
+DOUBLE = '''
+import torch
+
+inputs_seen = []
+
+def double(x):
+    inputs_seen.append(x.tolist())
+    return 2 * x
+
+def derived_seed():
+    from beyondbert.grading.student import hidden_seed
+    return hidden_seed("toy/double")
+'''
+
+
+@needs_sandbox
+def test_hidden_inputs_are_the_course_s_and_student_code_cannot_derive_them(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.delenv("BEYONDBERT_COURSE_DIR", raising=False)
+    course = tmp_path / "course"
+    submission = course / "autograded" / "alice" / "toy"
+    submission.mkdir(parents=True)
+    create_course_secret(course)
+    monkeypatch.chdir(course)  # where nbgrader grades
+    private = hidden_seed("toy/double")
+    hidden = torch.randn(4, generator=hidden_rng("toy/double")).tolist()
+    for _ in range(2):  # a re-grade draws the same hidden inputs
+        nb = graded_notebook([("student", DOUBLE),
+                              ("test", HIDDEN_INPUTS_TEST.format(expected=hidden))])
+        SandboxedExecute(timeout=30).preprocess(
+            nb, {"metadata": {"path": str(submission)}, "nbgrader": {"assignment": "toy"}})
+        assert nb.cells[1].outputs == []
+    monkeypatch.chdir(tmp_path)
+    public = hidden_seed("toy/double")
+    assert private != public
+    assert hidden != torch.randn(4, generator=hidden_rng("toy/double")).tolist()
+    # the student's own code, in the sandbox, finds no secret: it derives only the public seed
+    with SandboxSession(submission) as session:
+        session.run_cell(DOUBLE, timeout=60)
+        assert session.call("derived_seed", (), {}, timeout=30) == public

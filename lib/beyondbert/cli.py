@@ -78,7 +78,11 @@ def _cmd_release(args: argparse.Namespace) -> None:
     repo = find_repo(args.repo)
     _say(f"Releasing {args.exercise} in {Path(args.course).resolve()} ...")
     done = release(args.exercise, Path(args.course), repo, exchange=args.exchange)
+    from .grading.student import create_course_secret
+
+    secret = create_course_secret(Path(args.course))  # kept if it exists: same hidden inputs
     print(f"student version: {done.student_notebook}")
+    print(f"course secret (hidden test inputs; back it up, never commit it): {secret}")
     if done.exchange:
         print(f"released to the exchange {done.exchange}: students can fetch it")
     else:
