@@ -527,3 +527,34 @@ def test_a_fixed_file_is_graded_on_the_next_run_and_nobody_else_changes(a_class)
 def test_the_class_run_time_is_recorded(a_class):
     assert 0 < a_class.seconds < 3600
     print(f"class of {len(GOOD) + len(BROKEN)} graded in {a_class.seconds:.0f} s")
+
+
+def test_only_the_failing_student_is_graded_again_and_a_machine_fault_is_never_scored(
+        tmp_path, monkeypatch):
+    """Issue 23: a failed batch was halved and graded again and again; now only the students
+    nbgrader names are graded again, each alone, and a sandbox that never starts (the machine's
+    fault) is tried three times in all, then flagged as not graded."""
+    from beyondbert.grading import course as nbg
+
+    for student in ("alice", "bob", "carol"):
+        (tmp_path / "submitted" / student / EXERCISE).mkdir(parents=True)
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    runs = []
+
+    def fake(course, exercise, selection, force, unsafe_no_sandbox, cell_timeout, time_budget,
+             graded, ledger=None):
+        runs.append(selection)
+        if selection and selection[0] == "--student=carol":
+            (ledger / "carol.machine-fault").write_text("bwrap: Resource temporarily unavailable")
+            return "nbgrader could not grade it", ["carol"]
+        if selection and selection[0].startswith("--student="):
+            return None, []
+        return "nbgrader could not grade it", ["bob", "carol"]
+
+    monkeypatch.setattr(nbg, "_nbgrader_autograde", fake)
+    problems = nbg.autograde_batch(tmp_path, EXERCISE, ["alice", "bob", "carol"], ledger=ledger)
+    assert runs == [[], ["--student=bob"], ["--student=carol"], ["--student=carol"]]
+    assert list(problems) == ["carol"]
+    assert problems["carol"].startswith("not graded: the grading machine could not start")
+    assert "tried 3 times" in problems["carol"] and "Resource temporarily" in problems["carol"]

@@ -21,6 +21,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -187,6 +188,11 @@ def read_notebook(path: Path, validate: bool = False) -> dict:
                            f"{str(err)[:200]}") from None
     if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
         raise GradingError(f"{path} is not a readable notebook: expected nbformat 4 with cells")
+    try:
+        json.dumps(nb, ensure_ascii=False).encode("utf-8")
+    except Exception as err:  # noqa: BLE001 - a lone surrogate: nbgrader could never save it
+        raise GradingError(f"{path} holds text that is not valid Unicode ({type(err).__name__})"
+                           ) from None
     if len(nb["cells"]) > MAX_CELLS:
         raise GradingError(f"{path} has {len(nb['cells'])} cells, over the grader's cap of "
                            f"{MAX_CELLS}")
@@ -373,10 +379,20 @@ BATCH = 16
 SUBMISSION_DONE = "Setting destination file permissions"  # nbgrader's last line per submission
 
 
+MACHINE_RETRIES = 2  # more tries for a submission whose sandbox could not start
+MACHINE_FAULT = ("not graded: the grading machine could not start a sandbox for it (not the "
+                 "student's doing; tried {tries} times): autograde it again")
+_FAILED_STUDENT = re.compile(r"There was an error processing assignment '(?P<exercise>[^']*)' "
+                             r"for student '(?P<student>[^']*)'")
+
+
 def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force: bool,
                         unsafe_no_sandbox: bool, cell_timeout: float | None,
-                        time_budget: float | None, graded: Callable[[], None]) -> str | None:
-    """Run ``nbgrader autograde`` with ``selection`` options; None when it ran, else why not.
+                        time_budget: float | None, graded: Callable[[], None],
+                        ledger: Path | None = None) -> tuple[str | None, list[str]]:
+    """Run ``nbgrader autograde`` with ``selection`` options: ``(problem, failed)``, where
+    ``problem`` is None when it ran, else why not, and ``failed`` the students nbgrader says it
+    could not grade (all of them may be unknown: an empty list then).
 
     ``graded()`` is called each time nbgrader finishes a submission.
     """
@@ -385,6 +401,8 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
         args.append(f"--SandboxedExecute.timeout={float(cell_timeout)}")
     if time_budget is not None:
         args.append(f"--SandboxedExecute.time_budget={float(time_budget)}")
+    if ledger is not None:
+        args.append(f"--SandboxedExecute.budget_ledger={ledger}")
     if force:
         args.append("--force")
     if unsafe_no_sandbox:
@@ -400,40 +418,75 @@ def _nbgrader_autograde(course: Path, exercise: str, selection: list[str], force
         log = str(failure)
     else:
         if "| ERROR]" not in log:  # nbgrader may log a failed notebook and still exit 0
-            return None
+            return None, []
+    failed = sorted({m["student"] for m in _FAILED_STUDENT.finditer(log)
+                     if m["exercise"] == exercise})
     said = log_warnings(log, continued=False)
-    return "nbgrader could not grade it: " + (" | ".join(said) or log.strip()[-300:])
+    return "nbgrader could not grade it: " + (" | ".join(said) or log.strip()[-300:]), failed
+
+
+def _machine_fault(ledger: Path | None, student: str) -> str | None:
+    """What the executor noted when ``student``'s sandbox could not start (None: it started)."""
+    if ledger is None:
+        return None
+    note = ledger / f"{student}.machine-fault"
+    try:
+        text = note.read_text()
+    except OSError:
+        return None
+    note.unlink()
+    return text or "the sandbox did not start"
 
 
 def autograde_batch(course: Path, exercise: str, students: list[str], force: bool = False,
                     unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
                     time_budget: float | None = None,
-                    graded: Callable[[], None] = lambda: None) -> dict[str, str]:
+                    graded: Callable[[], None] = lambda: None,
+                    ledger: Path | None = None) -> dict[str, str]:
     """``nbgrader autograde`` some students' submissions in one process; ``{student: problem}``.
 
     Without ``force``, nbgrader skips a submission it already graded (unless resubmitted with a
     newer ``timestamp.txt``); ``force`` grades it again and replaces its scores. Student code runs
     in the sandbox (``SandboxedExecute`` in the course's ``nbgrader_config.py``);
     ``cell_timeout`` and ``time_budget`` override its seconds per cell and per submission.
-    nbgrader stops a whole run at some broken notebooks, so when a batch reports an error each
-    half of it is graded again (and so on down to single students): only the broken submission
-    gets a problem.
+
+    nbgrader goes on past a submission it cannot grade and names it at the end: only those are
+    graded again, each alone (their time budget is per student per autograde, kept in
+    ``ledger``: a retry gets what is left of it). A submission whose sandbox could not start (a
+    fault of the machine, never of the student) is tried up to ``MACHINE_RETRIES`` more times,
+    and if it still has none, it is flagged as not graded, never scored.
     """
     options = dict(force=force, unsafe_no_sandbox=unsafe_no_sandbox, cell_timeout=cell_timeout,
-                   time_budget=time_budget, graded=graded)
-    if len(students) == 1:
-        problem = _nbgrader_autograde(course, exercise, [f"--student={students[0]}"], **options)
-        return {students[0]: problem} if problem else {}
+                   time_budget=time_budget, graded=graded, ledger=ledger)
     others = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{exercise}")
                     if p.parent.name not in students)
-    selection = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
-    if _nbgrader_autograde(course, exercise, selection, **options) is None:
+    if len(students) == 1:
+        selection = [f"--student={students[0]}"]
+    else:
+        selection = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
+    problem, failed = _nbgrader_autograde(course, exercise, selection, **options)
+    if problem is None:
         return {}
-    half = len(students) // 2
-    return (autograde_batch(course, exercise, students[:half], **options)
-            | autograde_batch(course, exercise, students[half:], **options))
-
-
+    if len(students) == 1:
+        failed = list(students)
+    elif not failed:  # the run stopped without naming anyone: each is graded alone
+        failed = list(students)
+    problems = {}
+    for student in failed:
+        tries = 1
+        fault = _machine_fault(ledger, student)
+        if len(students) > 1 or fault:  # a batch's failure is retried alone, a fault again
+            while True:
+                tries += 1
+                problem, _ = _nbgrader_autograde(course, exercise, [f"--student={student}"],
+                                                 **options)
+                fault = _machine_fault(ledger, student)
+                if problem is None or not fault or tries > MACHINE_RETRIES:
+                    break
+        if problem is not None:
+            problems[student] = (MACHINE_FAULT.format(tries=tries) + f" ({fault[:300]})"
+                                 if fault else problem)
+    return problems
 def autograde(course: Path, exercise: str, students: list[str], force: bool = False,
               jobs: int = 1, unsafe_no_sandbox: bool = False, cell_timeout: float | None = None,
               time_budget: float | None = None, progress: bool = True) -> dict[str, str]:
@@ -443,11 +496,10 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
     ``jobs`` in number (20 submissions with 2 jobs: two batches of 10).
 
     A submission that cannot be graded (a broken notebook, a duplicated test id) is reported
-    and the others are graded all the same.
+    and the others are graded all the same. Each student's time budget holds for this whole
+    call, retries included (a ledger folder in the course, removed at the end).
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
+    import uuid
 
     if jobs < 1:
         raise GradingError(f"--jobs must be a positive number of parallel graders, got {jobs}")
@@ -455,8 +507,27 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
     size = max(1, math.ceil(len(students) / (jobs * rounds)))
     batches = [students[i:i + size] for i in range(0, len(students), size)]
     problems: dict[str, str] = {}
+    ledger = course / LEDGERS / uuid.uuid4().hex
+    ledger.mkdir(parents=True)
+    try:
+        _autograde_batches(course, exercise, batches, force, unsafe_no_sandbox, cell_timeout,
+                           time_budget, progress, jobs, ledger, problems, len(students))
+    finally:
+        shutil.rmtree(ledger, ignore_errors=True)
+    return problems
+
+
+LEDGERS = ".beyondbert-budget"  # in the course: one ledger folder per running autograde
+
+
+def _autograde_batches(course, exercise, batches, force, unsafe_no_sandbox, cell_timeout,
+                       time_budget, progress, jobs, ledger, problems, total) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
-            total=len(students), desc=f"autograde {exercise}", unit="submission",
+            total=total, desc=f"autograde {exercise}", unit="submission",
             disable=not progress, file=sys.stderr) as bar:
         counted = [0] * len(batches)  # submissions of each batch already on the bar
 
@@ -468,13 +539,12 @@ def autograde(course: Path, exercise: str, students: list[str], force: bool = Fa
             return graded
 
         futures = {pool.submit(autograde_batch, course, exercise, batch, force, unsafe_no_sandbox,
-                               cell_timeout, time_budget, graded_in(i)): i
+                               cell_timeout, time_budget, graded_in(i), ledger): i
                    for i, batch in enumerate(batches)}
         for future in as_completed(futures):
             problems.update(future.result())
             i = futures[future]
             bar.update(len(batches[i]) - counted[i])  # the ones nbgrader could not grade
-    return problems
 
 
 def course_setting(course: Path, section: str, name: str) -> str | None:

@@ -39,7 +39,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
-from .session import FLAGS_FILE, SandboxError, SandboxSession
+from .errors import SandboxBroken, SandboxError
+from .session import FLAGS_FILE, SandboxSession, clean_text
 
 TEST_FILENAME = "<test cell>"
 GRADER_SIDE = {"beyondbert.seeding.seed_everything",  # library functions tests run here
@@ -157,12 +158,32 @@ def _message(failure: BaseException) -> str:
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
+    ename, evalue = clean_text(ename), clean_text(evalue)
     return NotebookNode(output_type="error", ename=ename, evalue=evalue,
                         traceback=[f"{ename}: {evalue}" if evalue else ename])
 
 
 def _stream(name: str, text: str) -> NotebookNode:
-    return NotebookNode(output_type="stream", name=name, text=text)
+    return NotebookNode(output_type="stream", name=name, text=clean_text(text))
+
+
+FAULT_SUFFIX = ".machine-fault"  # beside a student's ledger entry: the sandbox did not start
+
+
+def _ledger_entry(ledger: str, student: str) -> Path | None:
+    """The file in ``ledger`` that holds ``student``'s seconds spent in this autograde."""
+    if not ledger or not student or "/" in student or student.startswith("."):
+        return None
+    return Path(ledger) / student
+
+
+def spent_before(ledger: str, student: str) -> float:
+    """Seconds of ``student``'s time budget already used in this autograde (0 if none)."""
+    entry = _ledger_entry(ledger, student)
+    try:
+        return max(float(entry.read_text()), 0.0) if entry is not None else 0.0
+    except (OSError, ValueError):
+        return 0.0
 
 
 class SandboxedExecute(NbGraderPreprocessor):
@@ -179,6 +200,10 @@ class SandboxedExecute(NbGraderPreprocessor):
     time_budget = Float(600.0, help="Seconds one submission's sandboxed work may take in all "
                         "(cells, calls, restarts and replays); past it the rest is not run and "
                         "the submission is flagged. 0: no budget.").tag(config=True)
+    budget_ledger = Unicode("", help="A folder where each student's seconds spent are kept "
+                            "during one autograde: a submission graded again (a retry) gets only "
+                            "what is left of its time budget. A sandbox that cannot start is "
+                            "noted there too (a machine fault, retried).").tag(config=True)
     test_modules = List(Unicode(), default_value=list(TEST_MODULES),
                         help="Exact names of the modules test cells may use under a name a "
                              "student cell bound (import numpy as np): the grader imports its "
@@ -195,18 +220,31 @@ class SandboxedExecute(NbGraderPreprocessor):
         hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
         flags_file = folder / FLAGS_FILE
         flags_file.unlink(missing_ok=True)  # only the grader writes it (a student could hand one in)
-        with SandboxSession(folder, hidden_modules, seed=self.seed,
-                            unsafe_no_sandbox=self.unsafe_no_sandbox,
-                            time_budget=self.time_budget or None) as session:
-            seed_everything(self.seed, threads=None)  # imports torch while the worker boots
-            for cell in nb.cells:
-                if cell.cell_type != "code":
-                    continue
-                cell.outputs = []
-                if is_grade(cell) and not is_solution(cell):
-                    self._run_test(cell, session, trusted)
-                else:
-                    self._run_student(cell, session)
+        student = str(resources.get("nbgrader", {}).get("student", ""))
+        entry = _ledger_entry(self.budget_ledger, student)
+        before = spent_before(self.budget_ledger, student)
+        budget = max(self.time_budget - before, 0.0) if self.time_budget else None
+        session = None
+        try:
+            with SandboxSession(folder, hidden_modules, seed=self.seed,
+                                unsafe_no_sandbox=self.unsafe_no_sandbox,
+                                time_budget=budget) as session:
+                seed_everything(self.seed, threads=None)  # imports torch while the worker boots
+                for cell in nb.cells:
+                    if cell.cell_type != "code":
+                        continue
+                    cell.outputs = []
+                    if is_grade(cell) and not is_solution(cell):
+                        self._run_test(cell, session, trusted)
+                    else:
+                        self._run_student(cell, session)
+        except SandboxBroken as fault:  # the machine's fault: the grader tries again
+            if entry is not None:
+                entry.with_name(entry.name + FAULT_SUFFIX).write_text(str(fault)[:1000])
+            raise
+        finally:
+            if entry is not None and session is not None:
+                entry.write_text(repr(before + session.spent))
         if session.flags:
             flags_file.write_text(json.dumps(session.flags))
         return nb, resources

@@ -73,6 +73,12 @@ def copy_regular_files(source: Path, target: Path, skip=("*.ipynb", FLAGS_FILE))
                         shutil.copyfileobj(src, dst)
 
 
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (``print('\\ud800')``), which no UTF-8 writer
+    accepts and which would make saving the graded notebook fail after the run, becomes "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def error_name(ename: object) -> str:
     """A student exception's class name as the grader shows it: a dotted identifier of at most
     ``MAX_NAME_CHARS`` characters, else ``"Exception"`` (the name is the student's choice)."""
@@ -302,6 +308,12 @@ class SandboxSession:
                 self._spent += time.monotonic() - self._since
                 self._since = None
 
+    @property
+    def spent(self) -> float:
+        """Seconds of student time used so far (what the time budget is charged)."""
+        now = time.monotonic()
+        return self._spent + (now - self._since if self._since is not None else 0.0)
+
     def _deadline_for(self, timeout: float) -> tuple[float, bool]:
         """When a request given ``timeout`` must end, and whether the budget is what ends it."""
         now = time.monotonic()
@@ -358,11 +370,12 @@ class SandboxSession:
             self.restart()
             raise SandboxError("WorkerDied", "the Python process running the code stopped "
                                "(os._exit, a crash, or the memory limit)") from None
-        reply["stdout"] = reply.get("stdout", "")[:MAX_STREAM_CHARS]
-        reply["stderr"] = reply.get("stderr", "")[:MAX_STREAM_CHARS]
+        reply["stdout"] = clean_text(reply.get("stdout", "")[:MAX_STREAM_CHARS])
+        reply["stderr"] = clean_text(reply.get("stderr", "")[:MAX_STREAM_CHARS])
         if not reply["ok"]:
             error = reply["error"]
-            raise SandboxError(error_name(error["ename"]), error["evalue"][:MAX_VALUE_CHARS])
+            raise SandboxError(error_name(error["ename"]),
+                               clean_text(error["evalue"][:MAX_VALUE_CHARS]))
         return reply
 
     def _protocol_violation(self):
