@@ -460,3 +460,31 @@ def test_hidden_inputs_are_the_course_s_and_student_code_cannot_derive_them(tmp_
     with SandboxSession(submission) as session:
         session.run_cell(DOUBLE, timeout=60)
         assert session.call("derived_seed", (), {}, timeout=30) == public
+
+
+@needs_sandbox
+def test_the_check_command_prints_the_verdict_per_task_and_fails_on_a_failed_test(tmp_path):
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = graded_notebook([("student", TOY_ANSWER)] + [("test", t) for t in TOY_TESTS])
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("## Task 1: count the pairs (2 points)"))
+    nb.cells.append(nbformat.v4.new_code_cell("# 1 point (hidden test)."))
+    nb.cells[-1].metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                         "grade_id": "hidden_only", "points": 1,
+                                         "schema_version": 3}
+    nbformat.write(nb, tmp_path / "toy.ipynb")
+    script = Path(sys.executable).parent / "beyondbert"
+    done = subprocess.run([str(script), "check", str(tmp_path / "toy.ipynb"), "--exercise", "toy",
+                           "--repo", str(REPO)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("toy: the visible tests give 1 of 2 points; 1 more point is decided by "
+                        "hidden tests when graded")
+    assert "Task 1: count the pairs (2 points)  [1/2 visible points]" in lines
+    assert any(line.split()[:3] == ["FAILED", "test_2", "0/1"] and "NotPlainData" in line
+               for line in lines)
+    assert any(line.split()[:2] == ["hidden", "hidden_only"] for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.ipynb"]

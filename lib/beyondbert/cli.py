@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .grading import (
@@ -114,9 +115,15 @@ def _score_table(results: dict[str, SubmissionResult]) -> str:
 def _cmd_autograde(args: argparse.Namespace) -> None:
     repo = find_repo(args.repo)
     _say(f"Autograding {args.exercise} in {Path(args.course).resolve()} ...")
+    started = time.monotonic()
     results = autograde(args.exercise, Path(args.course), repo, force=args.force,
                         student=args.student, jobs=args.jobs,
                         unsafe_no_sandbox=args.unsafe_no_sandbox, strict=args.strict)
+    if results:  # for the class report's "time spent grading"
+        from .grading.report import record_grading_run
+
+        record_grading_run(Path(args.course), args.exercise, len(results),
+                           time.monotonic() - started, args.jobs)
     print(_score_table(results))
     if any(result.flags for result in results.values()):
         raise SubmissionsFlagged("some submissions are flagged (listed above): look at them")

@@ -286,8 +286,9 @@ def format_result(result: CheckResult) -> str:
     """The verdict as the student reads it: per task, each test cell, why a failed one failed."""
     lines = [f"{result.exercise}: the visible tests give {_points(result.passed_points)} of "
              f"{_points(result.visible_points)} points"
-             + (f"; {_points(result.hidden_points)} more points are decided by hidden tests when "
-                f"graded" if result.hidden_points else "")]
+             + (f"; {_points(result.hidden_points)} more "
+                f"{'point is' if result.hidden_points == 1 else 'points are'} decided by hidden "
+                f"tests when graded" if result.hidden_points else "")]
     width = max((len(c.grade_id) for c in result.cells), default=0)
     for task, cells in result.tasks().items():
         passed = sum(c.points for c in cells if c.status == "passed")
