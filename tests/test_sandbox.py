@@ -552,14 +552,66 @@ answer(torch.tensor([7.0, 3.0, 9.0]))
 
 
 @needs_sandbox
-def test_hidden_failures_show_fixed_text_and_later_visible_ones_run_fresh(tmp_path):
+def test_hidden_failures_show_fixed_text_and_visible_ones_come_from_the_visible_pass(tmp_path):
     outputs, flags = run_executor([("student", LEAKY), ("test", HIDDEN_TEST),
                                    ("test", "answer(torch.tensor([5.0]))\nprint(kept)")], tmp_path)
     assert outputs[1] == [{"output_type": "error", "ename": HIDDEN_ENAME, "evalue": HIDDEN_FAILED,
                            "traceback": [f"{HIDDEN_ENAME}: {HIDDEN_FAILED}"]}]
-    # the first run's error named the kept [7, 3, 9]; the run that counts is a fresh process's
-    assert outputs[2] == [{"output_type": "stream", "name": "stdout", "text": "[]\n"}]
+    # the printout comes from the visible pass: the student's process saw visible inputs only
+    assert outputs[2] == [{"output_type": "stream", "name": "stdout", "text": "[[1.0]]\n"}]
     assert flags == []
+
+
+class RecordingSession:
+    """Stands for SandboxSession: records what the executor asks the sandbox, in order."""
+
+    log: list = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.flags, self.spent = [], 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def run_cell(self, code, timeout):
+        self.log.append(("cell", code))
+        return {"stdout": "", "stderr": ""}
+
+    def describe(self, name, timeout=30.0):
+        self.log.append(("describe", name))
+        return {"kind": "function", "module": "__main__", "qualname": name,
+                "defined_in_notebook": True}
+
+    def call(self, name, args, kwargs, timeout):
+        self.log.append(("call", name, repr(args)))
+        return args[0] if args else None
+
+    def new_pass(self) -> None:
+        self.log.append(("new pass",))
+
+
+def test_no_hidden_name_or_input_reaches_the_sandbox_before_the_visible_pass_ends(
+        tmp_path, monkeypatch):
+    """Issue 23, items 4 and 5: the grader looked up every name of a test cell, hidden lines
+    included, and sent hidden inputs to the process whose later visible messages were shown."""
+    from beyondbert.sandbox import executor
+
+    RecordingSession.log = []
+    monkeypatch.setattr(executor, "SandboxSession", RecordingSession)
+    test = ("assert answer(1) == 1\n### BEGIN HIDDEN TESTS\nsecret_q4 = pad_none_allowed(777)\n"
+            "answer(secret_q4)\n### END HIDDEN TESTS")
+    run_executor([("student", "def answer(x): return x"), ("test", test),
+                  ("test", "assert answer(2) == 2")], tmp_path)
+    log = RecordingSession.log
+    split = log.index(("new pass",))
+    visible, hidden = log[:split], log[split + 1:]
+    assert ("describe", "pad_none_allowed") not in visible and "777" not in repr(visible)
+    assert ("describe", "answer") in visible and ("call", "answer", "(2,)") in visible
+    assert ("describe", "pad_none_allowed") in hidden and "777" in repr(hidden)
+    assert ("call", "answer", "(2,)") not in hidden  # after the last hidden test: not run again
 
 
 @needs_sandbox

@@ -10,12 +10,19 @@ cell of the (already sanitised) submission:
   can therefore not patch the asserts, the comparison functions or the grader.
 * every other cell runs in the student's sandbox (see ``session``).
 
-A failing visible test gets an error output that names the exception and gives its message. A
-failure inside ``### BEGIN HIDDEN TESTS`` gets one fixed output, ``HiddenTestFailed: a hidden test
-failed``, whatever failed and however: no name, message or printout of the student's reaches it,
-so neither hidden test code nor hidden inputs reach the feedback. A visible message or printout
-that follows a hidden test comes from a student process that never saw a hidden input (see
-``_run_test``).
+The notebook is graded in two passes (see ``SandboxedExecute.preprocess``):
+
+1. the **visible pass** runs every cell, each test cell with its ``### BEGIN HIDDEN TESTS``
+   blocks blanked out, and only the names on visible lines are looked up in the sandbox. No
+   hidden input (and no hidden name) is ever sent to the sandbox in this pass, so everything it
+   shows (an error's name and message, a printout) can carry nothing of a hidden test, however
+   the student's code counts processes, measures time or keeps state;
+2. the **hidden pass** starts the notebook over in a fresh worker (after the visible pass has
+   ended: nothing of it can reach the first) and runs the test cells whole, up to the last one
+   with hidden tests. It says only pass or fail: a test cell whose visible part passed but that
+   fails here gets one fixed output, ``HiddenTestFailed: a hidden test failed``.
+
+A test cell scores only if it passes in both passes.
 
 What the grader must know about a submission beyond its scores (a forged reply on the sandbox's
 channel, the time budget running out) goes to ``.beyondbert-flags.json`` beside the graded
@@ -30,7 +37,6 @@ import contextlib
 import importlib
 import io
 import json
-import sys
 import traceback
 from pathlib import Path
 
@@ -56,22 +62,15 @@ HIDDEN_ENAME, HIDDEN_FAILED = "HiddenTestFailed", "a hidden test failed"
 
 
 class StudentFunction:
-    """A callable standing for a function defined in the sandbox; calls go through plain data.
+    """A callable standing for a function defined in the sandbox; calls go through plain data."""
 
-    ``before_call()`` runs before each call (the executor notes there whether a hidden test is
-    handing the student's process its inputs).
-    """
-
-    def __init__(self, session: SandboxSession, name: str, info: dict, timeout: float,
-                 before_call=lambda: None) -> None:
+    def __init__(self, session: SandboxSession, name: str, info: dict, timeout: float) -> None:
         self._session, self._name, self._timeout = session, name, timeout
-        self._before_call = before_call
         self.__name__ = name
         self.__module__ = info.get("module", "")
         self.defined_in_notebook = bool(info.get("defined_in_notebook"))
 
     def __call__(self, *args, **kwargs):
-        self._before_call()
         return self._session.call(self._name, args, kwargs, self._timeout)
 
     def gradient(self, args: tuple, kwargs: dict, wrt: object) -> tuple:
@@ -142,6 +141,14 @@ def _hidden_lines(source: str) -> set[int]:
         if HIDDEN_END in line:
             inside = False
     return hidden
+
+
+def visible_source(source: str) -> str:
+    """``source`` with every line of its hidden-test blocks (markers included) blanked: what the
+    student version holds, on the same line numbers."""
+    hidden = _hidden_lines(source)
+    return "\n".join("" if number in hidden else line
+                     for number, line in enumerate(source.splitlines(), start=1))
 
 
 def _failing_line(error: BaseException) -> int | None:
@@ -216,11 +223,14 @@ class SandboxedExecute(NbGraderPreprocessor):
         folder = Path(resources.get("metadata", {}).get("path") or ".")
         exercise = resources.get("nbgrader", {}).get("assignment", "")
         trusted: dict = {"__name__": "__grader__"}
-        self._hidden_inputs_sent, self._hidden_now = False, set()
         hidden_modules = tuple(self.forbidden_modules.get(exercise, ()))
         flags_file = folder / FLAGS_FILE
         flags_file.unlink(missing_ok=True)  # only the grader writes it (a student could hand one in)
         student = str(resources.get("nbgrader", {}).get("student", ""))
+        tests = [cell for cell in nb.cells if cell.cell_type == "code"
+                 and is_grade(cell) and not is_solution(cell)]
+        last_hidden = max((nb.cells.index(c) for c in tests if _hidden_lines(c.source)),
+                          default=-1)
         entry = _ledger_entry(self.budget_ledger, student)
         before = spent_before(self.budget_ledger, student)
         budget = max(self.time_budget - before, 0.0) if self.time_budget else None
@@ -230,14 +240,31 @@ class SandboxedExecute(NbGraderPreprocessor):
                                 unsafe_no_sandbox=self.unsafe_no_sandbox,
                                 time_budget=budget) as session:
                 seed_everything(self.seed, threads=None)  # imports torch while the worker boots
-                for cell in nb.cells:
+                passed = {}  # id(test cell): whether its visible part passed
+                for cell in nb.cells:  # the visible pass: no hidden input or name leaves here
                     if cell.cell_type != "code":
                         continue
                     cell.outputs = []
                     if is_grade(cell) and not is_solution(cell):
-                        self._run_test(cell, session, trusted)
+                        outputs, ok = self._execute_test(visible_source(cell.source), session,
+                                                         trusted)
+                        cell.outputs.extend(outputs)
+                        passed[id(cell)] = ok
                     else:
                         self._run_student(cell, session)
+                if last_hidden >= 0:  # the hidden pass: pass or fail only
+                    session.new_pass()
+                    seed_everything(self.seed, threads=None)
+                    trusted = {"__name__": "__grader__"}
+                    for cell in nb.cells[:last_hidden + 1]:
+                        if cell.cell_type != "code":
+                            continue
+                        if not (is_grade(cell) and not is_solution(cell)):
+                            self._run_student(cell, session, keep_outputs=False)
+                            continue
+                        _, ok = self._execute_test(cell.source, session, trusted)
+                        if passed[id(cell)] and not ok:
+                            cell.outputs = [_error_output(HIDDEN_ENAME, HIDDEN_FAILED)]
         except SandboxBroken as fault:  # the machine's fault: the grader tries again
             if entry is not None:
                 entry.with_name(entry.name + FAULT_SUFFIX).write_text(str(fault)[:1000])
@@ -249,11 +276,15 @@ class SandboxedExecute(NbGraderPreprocessor):
             flags_file.write_text(json.dumps(session.flags))
         return nb, resources
 
-    def _run_student(self, cell: NotebookNode, session: SandboxSession) -> None:
+    def _run_student(self, cell: NotebookNode, session: SandboxSession,
+                     keep_outputs: bool = True) -> None:
         try:
             streams = session.run_cell(cell.source, self.timeout)
         except SandboxError as failure:
-            cell.outputs.append(_error_output(failure.ename, failure.evalue))
+            if keep_outputs:
+                cell.outputs.append(_error_output(failure.ename, failure.evalue))
+            return
+        if not keep_outputs:
             return
         for name in ("stdout", "stderr"):
             if streams[name]:
@@ -270,8 +301,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             if grader_side is not None:
                 trusted[name] = grader_side
             elif kind in ("function", "callable"):
-                trusted[name] = StudentFunction(session, name, info, self.timeout,
-                                                self._note_call)
+                trusted[name] = StudentFunction(session, name, info, self.timeout)
             elif kind == "data":
                 trusted[name] = info["value"]
             elif kind == "module":
@@ -283,37 +313,15 @@ class SandboxedExecute(NbGraderPreprocessor):
                 continue
             from_student.add(name)
 
-    def _note_call(self) -> None:
-        """Before a student function is called: note whether a hidden line of the test cell
-        running now is the caller (directly or through a helper such as ``assert_own_work``)."""
-        frame = sys._getframe(1)
-        while frame is not None and frame.f_code.co_filename != TEST_FILENAME:
-            frame = frame.f_back
-        if frame is None or frame.f_lineno in self._hidden_now:
-            self._hidden_inputs_sent = True
-
-    def _run_test(self, cell: NotebookNode, session: SandboxSession, trusted: dict) -> None:
-        """Run a test cell here; its outputs say pass/fail and never reveal hidden inputs.
-
-        Once a hidden test has passed its inputs to the student's process, that process could
-        hand them back inside a later *visible* message or printout (or in the name of an
-        exception). So a test that shows anything but the fixed hidden-test failure after that
-        is run again in a fresh student process (its cells replayed, its home folder back to the
-        files handed in), which has never seen a hidden input, and that run's result counts.
-        """
-        outputs, shows_something = self._execute_test(cell.source, session, trusted)
-        if shows_something and self._hidden_inputs_sent:
-            session.fresh_process()  # the fresh process has seen no hidden input
-            self._hidden_inputs_sent = False
-            outputs, _ = self._execute_test(cell.source, session, trusted)
-        cell.outputs.extend(outputs)
-
     def _execute_test(self, source: str, session: SandboxSession,
                       trusted: dict) -> tuple[list, bool]:
-        """Execute one test cell in ``trusted``: its outputs (an error, or what it printed), and
-        whether they show anything besides the fixed hidden-test failure."""
+        """Execute one test cell's ``source`` in ``trusted``: its outputs (an error, or what it
+        printed) and whether it passed. Only the names ``source`` loads are looked up in the
+        sandbox (the visible pass gives it without its hidden lines). A failure on a line of a
+        hidden block, or with no line of the cell to blame in a cell that has hidden lines, is
+        the fixed hidden-test failure."""
         from_student: set[str] = trusted.setdefault("__student_names__", set())
-        hidden = self._hidden_now = _hidden_lines(source)
+        hidden = _hidden_lines(source)
         out = io.StringIO()
         try:
             code = compile(source, TEST_FILENAME, "exec")
@@ -325,8 +333,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             if line in hidden or (line is None and hidden):
                 return [_error_output(HIDDEN_ENAME, HIDDEN_FAILED)], False  # fixed text only
             if isinstance(failure, SandboxError):
-                return [_error_output(failure.ename, failure.evalue)], True
-            return [_error_output(type(failure).__name__, _message(failure))], True
+                return [_error_output(failure.ename, failure.evalue)], False
+            return [_error_output(type(failure).__name__, _message(failure))], False
         if out.getvalue() and not hidden:
             return [_stream("stdout", out.getvalue()[:2000])], True
-        return [], False
+        return [], True

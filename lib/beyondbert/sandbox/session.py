@@ -396,11 +396,13 @@ class SandboxSession:
         if self._restarts <= MAX_RESTARTS and not self.out_of_time:
             self._start()
 
-    def fresh_process(self) -> None:
-        """A restart the grader asks for (not the student's fault: not counted as one)."""
-        if not self._alive or self.out_of_time:
+    def new_pass(self) -> None:
+        """Start the notebook over (not the student's fault): a fresh worker on the files handed
+        in, with no cell replayed and the restart count back at zero. The time budget goes on."""
+        if self.out_of_time:
             return
         self._kill()
+        self._history, self._restarts = [], 0
         self._start()
 
     # -- what the grader uses -----------------------------------------------------------------
