@@ -18,8 +18,12 @@ export PYTHONHASHSEED := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 JB_STRICT := --all -W -n --keep-going
+# The pages execute two at a time (scripts/execute_pages.py, one process per page, into Jupyter
+# Book's execution cache), each on one thread; jupyter-book then reads them from the cache.
+BOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 BEYONDBERT_TORCH_THREADS=1
+EXECUTE_PAGES := $(BOOK_ENV) $(BIN)/python scripts/execute_pages.py
 
-.PHONY: book book-fast test hub-proxy lint exercises install-cells benchmark lessons setup system-deps clean
+.PHONY: book book-fast test publish hub-proxy lint exercises install-cells benchmark lessons setup system-deps clean
 
 setup: $(STAMP)
 
@@ -35,23 +39,32 @@ $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-## The main job: the executed book under _build/html (clean build, every chapter executed).
+## The main job: the executed book under _build/html (clean build, every chapter executed,
+## two pages at a time).
 book: $(STAMP)
 	rm -rf _build/.jupyter_cache _build/results _build/cache
-	$(BIN)/jupyter-book build . --all --keep-going
+	$(EXECUTE_PAGES)
+	$(BOOK_ENV) $(BIN)/jupyter-book build . --all --keep-going
 
 ## Fast rebuild: reuses the execution cache, re-executes only notebooks that changed.
 book-fast: $(STAMP)
-	$(BIN)/jupyter-book build .
+	$(EXECUTE_PAGES)
+	$(BOOK_ENV) $(BIN)/jupyter-book build .
 
 ## Everything CI checks: strict book build (a failing notebook fails), then the test suite
 ## (library, grading, browser) on 2 workers, and nbval on every solution notebook (one kernel per
 ## notebook, so not split over workers).
-test: $(STAMP) system-deps hub-proxy lint
+test: $(STAMP) system-deps hub-proxy axe lint
 	rm -rf _build/.jupyter_cache _build/results _build/cache
-	$(BIN)/jupyter-book build . $(JB_STRICT)
+	$(EXECUTE_PAGES)
+	$(BOOK_ENV) $(BIN)/jupyter-book build . $(JB_STRICT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m pytest --nbval --nbval-current-env solutions
+
+## Publish the built book (make book first) to the gh-pages branch of origin with ghp-import
+## (PUBLISH_REMOTE, PUBLISH_BRANCH override); GitHub Pages serves that branch.
+publish:
+	bash scripts/publish.sh
 
 ## JupyterHub's proxy for the hub tests: configurable-http-proxy, pinned by the committed npm lock.
 HUB_PROXY := deploy/jupyterhub/node_modules/.bin/configurable-http-proxy
@@ -60,6 +73,14 @@ hub-proxy: $(HUB_PROXY)
 $(HUB_PROXY): deploy/jupyterhub/package-lock.json
 	npm ci --prefix deploy/jupyterhub --no-audit --no-fund --loglevel=error
 	@touch $(HUB_PROXY)
+
+## axe-core for the browser test's accessibility check, pinned by the committed npm lock.
+AXE := tests/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+
+$(AXE): tests/axe/package-lock.json
+	npm ci --prefix tests/axe --no-audit --no-fund --loglevel=error
+	@touch $(AXE)
 
 ## The linter (pinned in requirements-dev.txt; rules in pyproject.toml).
 lint: $(STAMP)
