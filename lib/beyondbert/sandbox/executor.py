@@ -76,7 +76,6 @@ class StudentFunction:
     def gradient(self, args: tuple, kwargs: dict, wrt: object) -> tuple:
         """The gradient of this function's scalar result, computed in the sandbox (used by
         ``beyondbert.grading.student.gradient``)."""
-        self._before_call()
         return self._session.gradient(self._name, args, kwargs, wrt, self._timeout)
 
     def __repr__(self) -> str:
