@@ -272,3 +272,28 @@ def test_workflow_runs_the_readme_commands_and_publishes_from_main():
                        if "make publish" in " ".join(str(s.get("run", "")) for s in job["steps"]))
     assert "refs/heads/main" in publish_job["if"]
     assert set(publish_job["needs"]) >= {"book", "test"}
+
+
+def test_pages_take_the_builds_thread_count(monkeypatch):
+    """`seed_everything(seed)` without threads= gives the build's count (1: two pages run at
+    once on 2 cores), 2 outside the build; a page that names a count keeps it."""
+    import torch
+
+    from beyondbert.seeding import seed_everything
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("BEYONDBERT_TORCH_THREADS", "1")
+        seed_everything(0)
+        assert torch.get_num_threads() == 1
+        seed_everything(0, threads=2)
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("BEYONDBERT_TORCH_THREADS")
+        seed_everything(0, threads=1)
+        seed_everything(0)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("BEYONDBERT_TORCH_THREADS", "two")
+        with pytest.raises(ValueError, match="BEYONDBERT_TORCH_THREADS"):
+            seed_everything(0)
+    finally:
+        torch.set_num_threads(before)
