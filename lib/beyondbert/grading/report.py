@@ -24,7 +24,6 @@ import io
 import json
 import statistics
 import time
-from collections import Counter
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -84,8 +83,8 @@ class ClassReport:
     failed: dict[str, list[str]]  # student -> failed test cells
     flags: dict[str, list[str]]  # flagged students only
     cells: list[CellSummary]
-    messages: list[tuple[str, str, int]]  # (test cell, visible message, students)
-    hidden_failures: int
+    messages: list[tuple[str, list[str], int]]  # (visible message, its test cells, students)
+    hidden_failures: tuple[int, int]  # (failed test cells, students)
     runs: list[dict]
 
     def tasks(self) -> list[tuple[str, float, int, int]]:
@@ -152,8 +151,8 @@ def class_report(course: Path, exercise: str) -> ClassReport:
         raise GradingError(f"nothing of {exercise} is graded in {course}: run "
                            f"`beyondbert autograde {exercise}` first")
     scores, failed = {}, {}
-    messages: Counter = Counter()
-    hidden_failures = 0
+    seen: dict[str, tuple[set, list]] = {}  # message -> (students, test cells)
+    hidden_cells, hidden_students = 0, set()
     for student in students:
         result = results.get(student)
         not_graded = result is None or any(f.startswith(NOT_GRADED) for f in flags.get(student, []))
@@ -166,15 +165,20 @@ def class_report(course: Path, exercise: str) -> ClassReport:
             if test.passed or not test.message:
                 continue
             if test.message.startswith("HiddenTestFailed"):
-                hidden_failures += 1
+                hidden_cells += 1
+                hidden_students.add(student)
             else:
-                messages[(test.name, test.message)] += 1
+                who, where = seen.setdefault(test.message, (set(), []))
+                who.add(student)
+                if test.name not in where:
+                    where.append(test.name)
     n = len(students)
     cells = [CellSummary(g, tasks[g], points[g], g in hidden,
                          sum(1 for f in failed.values() if g in f), n) for g in points]
-    top = [(cell, message, count) for (cell, message), count in messages.most_common(TOP_MESSAGES)]
+    ranked = sorted(seen.items(), key=lambda item: (-len(item[1][0]), item[0]))[:TOP_MESSAGES]
+    top = [(message, where, len(who)) for message, (who, where) in ranked]
     return ClassReport(exercise, sum(points.values()), scores, failed, flags, cells, top,
-                       hidden_failures, grading_runs(course, exercise))
+                       (hidden_cells, len(hidden_students)), grading_runs(course, exercise))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -191,10 +195,13 @@ def histogram_png(report: ClassReport) -> tuple[bytes, str]:
 
     values = list(report.scores.values())
     top = max(report.max_score, 1.0)
-    bins = min(20, max(5, int(top)))
+    if top <= 40:  # one bar per point: full marks never share a bar with one point less
+        bins = [b - 0.5 for b in range(int(top) + 2)]
+    else:
+        bins = [top * i / 20 for i in range(21)]
     fig = Figure(figsize=(7, 3.6), dpi=100)
     ax = fig.add_subplot()
-    ax.hist(values, bins=bins, range=(0, top), color="#2a6f97", edgecolor="white")
+    ax.hist(values, bins=bins, color="#2a6f97", edgecolor="white")
     median = statistics.median(values)
     ax.axvline(median, color="#b5179e", linestyle="--", label=f"median {median:g}")
     ax.set_title(f"{report.exercise}: scores of {len(values)} students")
@@ -251,14 +258,16 @@ def report_html(report: ClassReport) -> str:
                    [[c.grade_id, c.task, _points(c.points), "hidden" if c.hidden else "visible",
                      str(c.lost), f"{c.share:.0%}"] for c in report.cells], {2, 4, 5})
     if report.messages:
-        messages = _table("The most common failure messages of visible tests",
-                          ["test cell", "message", "students"],
-                          [[cell, message, str(count)] for cell, message, count in report.messages],
-                          {2})
+        messages = _table("The most common failure messages of visible tests (what students "
+                          "saw), by the number of students who saw them",
+                          ["message", "test cells", "students"],
+                          [[message, ", ".join(cells), str(count)]
+                           for message, cells, count in report.messages], {2})
     else:
         messages = "<p>No visible test failed.</p>"
-    messages += (f"<p>Hidden tests failed {report.hidden_failures} times (their message is always "
-                 f"&ldquo;a hidden test failed&rdquo;).</p>")
+    cells_failed, students_failed = report.hidden_failures
+    messages += (f"<p>Hidden tests failed in {cells_failed} test cells of {students_failed} "
+                 f"students (their message is always &ldquo;a hidden test failed&rdquo;).</p>")
     if report.flags:
         flagged = _table("Submissions to look at", ["student", "why"],
                          [[s, " | ".join(f)] for s, f in sorted(report.flags.items())], set())
