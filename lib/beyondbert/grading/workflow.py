@@ -18,6 +18,7 @@ from .exercises import check_exercise, list_exercises
 from .feedback import write_feedback_pages
 from .gradebook import NOT_GRADED, SubmissionResult, read_results, test_points
 from .runner import grade_course, not_graded
+from .student import create_course_secret
 
 
 def generate_exercises(repo: Path, names: list[str] | None = None,
@@ -62,6 +63,7 @@ def release(exercise: str, course_dir: Path, repo: Path, exchange: str | None = 
     """
     check_exercise(exercise, repo)
     course = nbg.open_course(course_dir, repo, create=True)
+    create_course_secret(course)  # hidden tests' inputs; kept once it exists (see .student)
     nbg.install_source(course, exercise, repo)
     student_notebook = nbg.generate(course, exercise)
     exchange = exchange or nbg.exchange_root(course)
