@@ -492,3 +492,34 @@ def test_the_check_command_prints_the_verdict_per_task_and_fails_on_a_failed_tes
                for line in lines)
     assert any(line.split()[:2] == ["hidden", "hidden_only"] for line in lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.ipynb"]
+
+
+def test_check_restores_released_test_cells_and_names_missing_ones(tmp_path, monkeypatch):
+    import nbformat
+
+    from beyondbert.grading import check
+
+    exercise = "02-roberta-and-modern-encoders"
+    nb = nbformat.read(REPO / "exercises" / f"{exercise}.ipynb", as_version=4)
+    tests = [c for c in nb.cells if check.is_test_cell(c)]
+    tests[0].source = "pass  # the student 'fixed' the test"
+    nb.cells.remove(tests[1])
+    nbformat.write(nb, tmp_path / f"{exercise}.ipynb")
+    ran = []
+
+    def as_graded(nb, folder, exercise, repo, unsafe_no_sandbox=None):
+        ran.append(nb)
+        return nb, [], True
+
+    monkeypatch.setattr(check, "run_as_graded", as_graded)
+    result = check.check_notebook(tmp_path / f"{exercise}.ipynb", REPO)
+    assert result.exercise == exercise and result.restored
+    [executed] = ran
+    first = next(c for c in executed.cells if check.is_test_cell(c))
+    assert first.source == next(c for c in nbformat.read(
+        REPO / "exercises" / f"{exercise}.ipynb", as_version=4).cells
+        if check.is_test_cell(c)).source  # the released test, not the student's edit
+    missing = [c for c in result.cells if "missing from your notebook" in c.message]
+    assert [c.grade_id for c in missing] == [tests[1].metadata.nbgrader["grade_id"]]
+    assert missing[0].status == "failed" and missing[0].task.startswith("Task 1")
+    assert not result.ok

@@ -269,13 +269,22 @@ def check_notebook(notebook: str | Path, repo: Path | None = None, exercise: str
                            + (f" (one of {', '.join(list_exercises(repo))})" if repo else ""))
     released_path = repo / "exercises" / f"{exercise}.ipynb" if repo else None
     restored = released_path is not None and released_path.is_file()
+    missing = []
     if restored:
         released = nbformat.read(released_path, as_version=4)
         restore_released_cells(nb, released)
+        tasks, present = task_names(released), set(_grade_ids(nb))
+        missing = [CellVerdict(_nbgrader(c)["grade_id"], tasks[i],
+                               float(_nbgrader(c).get("points", 0)), "failed",
+                               "this test cell is missing from your notebook: grading gives it 0 "
+                               "(copy it back from the released exercise)")
+                   for i, c in enumerate(released.cells)
+                   if is_test_cell(c) and _nbgrader(c)["grade_id"] not in present]
     sources = {_nbgrader(c)["grade_id"]: c.source for c in nb.cells if is_test_cell(c)}
     executed, flags, sandboxed = run_as_graded(nb, notebook.resolve().parent, exercise, repo,
                                                unsafe_no_sandbox)
-    return CheckResult(exercise, _verdicts(executed, sources), flags, sandboxed, restored)
+    return CheckResult(exercise, _verdicts(executed, sources) + missing, flags, sandboxed,
+                       restored)
 
 
 def _points(x: float) -> str:
