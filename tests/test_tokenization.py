@@ -92,3 +92,27 @@ def test_first_merges_equal_the_tokenizers_library():
     theirs = json.loads(tok.to_str())["model"]["merges"][:3]
     theirs = [m if isinstance(m, str) else " ".join(m) for m in theirs]
     assert ours == theirs
+
+
+def test_wordpiece_scores_prefer_pairs_whose_symbols_rarely_occur_apart():
+    from beyondbert.tokenization import most_frequent_pair, pair_counts, word_vocab, wordpiece_scores
+
+    toy = word_vocab(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
+    scores = wordpiece_scores(toy)
+    assert set(scores) == set(pair_counts(toy))
+    assert scores["i d"] == pytest.approx(3 / (3 * 3))      # i and d occur only in 'widest'
+    assert scores["e s"] == pytest.approx(9 / (17 * 9))     # e is everywhere
+    assert max(scores, key=scores.get) == "i d" and most_frequent_pair(pair_counts(toy)) == "e s"
+
+
+def test_wordpiece_merges_share_the_vocabulary_but_not_the_encoding():
+    from beyondbert.tokenization import news_corpus, train_wordpiece, train_wordpiece_merges
+
+    texts = news_corpus()[:60]
+    wordpiece, merges = train_wordpiece(texts, 1000), train_wordpiece_merges(texts, 1000)
+    a, b = set(wordpiece.get_vocab()), set(merges.get_vocab())
+    assert len(a ^ b) <= 4  # the same merges; ties may be broken differently
+    words = {w for t in texts for w in t.lower().split() if w.isalpha()}
+    differ = [w for w in words if wordpiece.encode(w, add_special_tokens=False).tokens
+              != merges.encode(w, add_special_tokens=False).tokens]
+    assert differ  # greedy longest match and merge order split some words differently

@@ -155,3 +155,40 @@ def apply_merges(word: str, merges: Sequence[str]) -> list[str]:
     for pair in merges:
         symbols = next(iter(merge_pair({symbols: 1}, pair)))
     return symbols.split(" ")
+
+
+def wordpiece_scores(vocab: dict[str, int]) -> dict[str, float]:
+    """WordPiece's merge score of every adjacent pair: ``count(ab) / (count(a) * count(b))``.
+
+    Schuster & Nakajima (2012) and BERT's WordPiece merge the pair that most raises the training
+    data's likelihood under a unigram model of the symbols; that gain ranks pairs like this
+    ratio: a pair scores high when its symbols rarely occur apart. BPE merges the most *frequent*
+    pair instead (:func:`most_frequent_pair`). Counts are weighted by word counts.
+    """
+    _check_vocab(vocab)
+    symbols: Counter[str] = Counter()
+    for word, n in vocab.items():
+        for symbol in word.split(" "):
+            symbols[symbol] += n
+    return {pair: n / (symbols[pair.split(" ")[0]] * symbols[pair.split(" ")[1]])
+            for pair, n in pair_counts(vocab).items()}
+
+
+def train_wordpiece_merges(texts: Sequence[str], vocab_size: int = 4000, min_frequency: int = 2) -> Tokenizer:
+    """What Hugging Face's ``WordPieceTrainer`` runs inside: BPE merges, by frequency, with BERT's set-up.
+
+    The same normaliser, pre-tokenizer, special tokens and ``##`` continuation mark as
+    :func:`train_wordpiece`, but the model is BPE: a word is encoded by applying the learned merges
+    in order. ``train_wordpiece`` converts the same merges' vocabulary into a WordPiece model, which
+    encodes by greedy longest match from the left instead.
+    """
+    _check_training_input(texts, vocab_size)
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True,
+                                                handle_chinese_chars=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                  special_tokens=BERT_SPECIALS, show_progress=False,
+                                  continuing_subword_prefix="##")
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
