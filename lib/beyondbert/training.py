@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import math
 import resource
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -322,3 +323,129 @@ def mcnemar(correct_a: Any, correct_b: Any) -> dict[str, float]:
         return {"a_only": 0, "b_only": 0, "p_value": 1.0}
     tail = sum(math.comb(n, i) for i in range(low + 1)) / 2.0 ** n
     return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5's polarity experiment, shared by the fine-tuning and LoRA pages through the build
+# cache: 5-fold cross-validation over the 200 Pang & Lee sentences; a linear probe on stored
+# MiniLM vectors, then LP-FT (Kumar et al., 2022): full fine-tuning or LoRA starting from the
+# probe's head.
+# ---------------------------------------------------------------------------------------------
+
+POLARITY = {"data": "pang-lee-polarity", "max_len": 32, "folds": 4, "probe_epochs": 40,
+            "probe_lr": 1e-2, "batch_size": 8}
+LPFT = {
+    # full fine-tuning: a low learning rate for everything, the head already trained
+    "full": {"epochs": 1, "lr": 2e-5, "head_lr": 2e-5},
+    # LoRA r=8, alpha=16 on query and value: fresh matrices need a higher learning rate
+    "lora": {"epochs": 1, "lr": 5e-4, "head_lr": 2e-5, "r": 8, "alpha": 16,
+             "targets": ["query", "value"]},
+}
+
+
+def polarity_vectors(seed: int, random_encoder: bool = False) -> torch.Tensor:
+    """MiniLM's sentence vectors ``(200, 384)`` of the polarity sentences, from the build cache.
+
+    ``random_encoder=True``: the same architecture with random weights (seeded by ``seed``),
+    for measuring what pre-training is worth.
+    """
+    from .cache import cached
+    from .data import pang_lee_polarity
+    from .sbert import load_sentence_encoder
+
+    def build() -> torch.Tensor:
+        texts, _ = pang_lee_polarity()
+        encoder = load_sentence_encoder(max_seq_length=POLARITY["max_len"])
+        if random_encoder:
+            from transformers import BertModel
+
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                encoder.model = BertModel(encoder.model.config)
+        encoder.eval()
+        return encoder.encode(texts)
+
+    config = dict(POLARITY, seed=seed, random_encoder=random_encoder)
+    return cached("polarity-vectors", config, build)
+
+
+def polarity_probe_cv(seed: int, random_encoder: bool = False) -> dict:
+    """A linear probe per fold on :func:`polarity_vectors`; plain data from the build cache.
+
+    Returns ``folds`` (train, test index lists), ``heads`` (one state dict per fold),
+    ``predictions`` (each sentence predicted once, by the fold that held it out) and
+    ``majority_predictions`` (each fold's training-majority class: the trivial baseline).
+    """
+    from .cache import cached
+    from .data import pang_lee_polarity
+
+    def build() -> dict:
+        _, labels = pang_lee_polarity()
+        labels = torch.as_tensor(labels)
+        vectors = polarity_vectors(seed, random_encoder)
+        folds = cross_validation_folds(len(labels), POLARITY["folds"], seed)
+        predictions, majority, heads = [0] * len(labels), [0] * len(labels), []
+        for k, (train, test) in enumerate(folds):
+            head = train_linear_probe(vectors, labels, train, epochs=POLARITY["probe_epochs"],
+                                      lr=POLARITY["probe_lr"], seed=seed * 100 + k)
+            heads.append({n: t.detach().clone() for n, t in head.state_dict().items()})
+            with torch.no_grad():
+                for i, p in zip(test, head(vectors[test]).argmax(-1).tolist()):
+                    predictions[i] = p
+            common = int(labels[train].float().mean() > 0.5)
+            for i in test:
+                majority[i] = common
+        return {"folds": folds, "heads": heads, "predictions": predictions,
+                "majority_predictions": majority}
+
+    config = dict(POLARITY, seed=seed, random_encoder=random_encoder)
+    return cached("polarity-probe-cv", config, build)
+
+
+def polarity_lpft_cv(method: str, seed: int, progress: bool = True) -> dict:
+    """LP-FT on every fold: MiniLM + the fold's probe head, then ``method`` ("full" or "lora")
+    with the settings in ``LPFT``, on one thread. Plain data from the build cache: per-fold
+    ``accuracy``, ``losses``, ``seconds``; ``predictions`` over all sentences; ``trainable`` and
+    ``total`` parameters."""
+    from .cache import cached
+    from .data import pang_lee_polarity
+    from .lora import count_parameters, inject_lora
+    from .sbert import load_sentence_encoder
+
+    if method not in LPFT:
+        raise ValueError(f"method must be one of {list(LPFT)}, got {method!r}")
+    settings = LPFT[method]
+
+    def build() -> dict:
+        texts, labels = pang_lee_polarity()
+        labels = torch.as_tensor(labels)
+        probe = polarity_probe_cv(seed)
+        features = load_sentence_encoder(max_seq_length=POLARITY["max_len"]).tokenize(texts)
+        out = {"predictions": [0] * len(labels), "accuracy": [], "losses": [], "seconds": []}
+        folds = probe["folds"]
+        bar = tqdm(range(len(folds)), desc=f"LP-FT {method}, folds", ascii=True, ncols=90,
+                   disable=not progress, file=sys.stdout)
+        for k in bar:
+            train, test = folds[k]
+            clf = SentenceClassifier(load_sentence_encoder(max_seq_length=POLARITY["max_len"]), 2)
+            clf.head.load_state_dict(probe["heads"][k])
+            if method == "lora":
+                with torch.random.fork_rng():
+                    torch.manual_seed(seed * 100 + k)
+                    inject_lora(clf.encoder.model, settings["targets"], r=settings["r"],
+                                alpha=settings["alpha"])
+            counts = count_parameters(clf)
+            run = train_classifier(clf, features, labels, train, test, epochs=settings["epochs"],
+                                   lr=settings["lr"], head_lr=settings["head_lr"],
+                                   batch_size=POLARITY["batch_size"], seed=seed * 100 + k,
+                                   progress=False, threads=1)
+            for i, p in zip(test, run["predictions"]):
+                out["predictions"][i] = p
+            out["accuracy"].append(run["accuracy"])
+            out["losses"].append(run["losses"])
+            out["seconds"].append(run["seconds"])
+        out["trainable"], out["total"] = counts["trainable"], counts["total"]
+        return out
+
+    config = dict(POLARITY, **settings, method=method, seed=seed)
+    return cached("polarity-lpft-cv", config, build)
