@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -32,12 +31,14 @@ from beyondbert.quantization import (dequantize, model_size_bytes, quantize_tens
                                      torch_dynamic_int8)
 from beyondbert.sbert import evaluate_sts, load_sentence_encoder  # noqa: E402
 from beyondbert.seeding import seed_everything  # noqa: E402
+from beyondbert.timing import compare_speed  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (best is reported)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved timing rounds after one warm-up (the median ratio is reported)")
     args = parser.parse_args()
     seed_everything(0, threads=args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, engine "
@@ -51,13 +52,9 @@ def main() -> None:
         "int8 dynamic per-tensor": torch_dynamic_int8(encoder, per_channel=False),
     }
     sentences, _ = pang_lee_polarity()
-    seconds: dict[str, list[float]] = {name: [] for name in models}
-    vectors = {}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            vectors[name] = model.encode(sentences, batch_size=64)
-            seconds[name].append(time.perf_counter() - start)
+    speed = compare_speed({name: (lambda m=model: m.encode(sentences, batch_size=64))
+                           for name, model in models.items()}, rounds=args.rounds, warmup=1)
+    vectors = {name: model.encode(sentences, batch_size=64) for name, model in models.items()}
     docs, human = lee_documents(), lee_similarities()
     upper = np.triu_indices(len(docs), k=1)
     simlex = simlex999()
@@ -66,15 +63,15 @@ def main() -> None:
               f"{'Lee rho':>9}{'cos to fp32':>13}")
     print(header)
     print("-" * len(header))
-    base = len(sentences) / min(seconds["fp32"])
     for name, model in models.items():
-        rate = len(sentences) / min(seconds[name])
+        rate = len(sentences) / speed.median(name)
         doc_vectors = model.encode(docs, batch_size=16)
         lee = 100 * spearmanr((doc_vectors @ doc_vectors.T).numpy()[upper], human[upper]).statistic
         cosine = float((vectors[name] * vectors["fp32"]).sum(dim=1).mean())
-        print(f"{name:<26}{rate:>12.0f}{rate / base:>10.2f}{model_size_bytes(model) / 1e6:>8.1f}"
+        print(f"{name:<26}{rate:>12.0f}{speed.ratio('fp32', name):>10.2f}{model_size_bytes(model) / 1e6:>8.1f}"
               f"{evaluate_sts(simlex, model):>12.1f}{lee:>9.1f}{cosine:>13.4f}")
-    print(f"\n(encoding {len(sentences)} sentences in batches of 64, best of {args.rounds} rounds)\n")
+    print(f"\n(encoding {len(sentences)} sentences in batches of 64; speed-up = median over "
+          f"{args.rounds} interleaved rounds of fp32 time / model time)\n")
 
     linears = [m for name, m in encoder.model.named_modules()
                if isinstance(m, torch.nn.Linear) and name.startswith("encoder.")]
