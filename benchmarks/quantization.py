@@ -7,7 +7,7 @@ Prints, in one run:
 2. the relative reconstruction error of MiniLM's Linear weights, symmetric per-tensor vs
    per-channel, at 8, 4 and 2 bits.
 
-Usage: python benchmarks/quantization.py [--threads 2] [--rounds 3]
+Usage: python benchmarks/quantization.py [--threads 2] [--rounds 7]
 """
 
 from __future__ import annotations
