@@ -8,6 +8,10 @@
     feedback   per-student HTML feedback without hidden test code
     workflow   the commands behind the `beyondbert` console script (cli.py)
     checks     checks that exercises' hidden tests call on the student's functions
+    student    what test cells use: plain() (the plain-data rule), gradient() of a loss, hidden
+               inputs from the course secret (hidden_rng, hidden_seed)
+    check      `beyondbert check`: a student's notebook and visible tests, run as graded
+    report     `beyondbert report`: the class report (HTML and CSV) from the gradebook
 
 The gradebook is nbgrader's ``gradebook.db`` in the course folder.
 """
