@@ -9,6 +9,12 @@ one the instructor guide shows (``tests/grading-catalog.csv``).
 from __future__ import annotations
 
 import copy
+import json
+import os
+import pwd
+import shutil
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +62,9 @@ WRONG_POOL_FAILS = POOL_TESTS - {"test_mean_pool_one_token"}
 # Task 3's visible tests (sequences of at most 3 tokens); its hidden tests pass longer ones.
 VISIBLE_POOL_TESTS = {"test_mean_pool", "test_mean_pool_one_token"}
 # Task 3's tests that run after a hidden test handed the answer inputs it could keep (cases 20b,
-# 20c): the first visible one runs again in a fresh process and passes; hidden ones fail.
-AFTER_KEPT_INPUTS = {"test_mean_pool_all_padding", "test_mean_pool_float64",
-                     "test_mean_pool_reference"}
+# 20c, 27b): in the visible pass no hidden input was ever sent, so they pass there; in the hidden
+# pass they fail, with the fixed text only.
+AFTER_KEPT_INPUTS = POOL_TESTS - {"test_mean_pool", "test_mean_pool_padding"}
 
 
 @dataclass
@@ -85,10 +91,14 @@ class Case:
     flagged: bool = False
     time_budget: float | None = None  # graded in a run of its own with this time budget
     broken: Callable[[Path], None] | None = None  # changes its submitted/ folder: not gradable
+    # Handed in through the exchange, as the OS user ``student`` (the grader collects it):
+    # ``exchange(inbound folder, notebook, student)`` makes the inbound folders.
+    exchange: Callable[[Path, Path, str], None] | None = None
+    student: str | None = None
 
     @property
     def key(self) -> str:
-        return f"case-{self.number}"
+        return self.student or f"case-{self.number}"
 
     def build(self, student_version: Path, where: Where, target: Path) -> Path:
         """Write this case's submission notebook to ``target``."""
@@ -274,6 +284,152 @@ def _submitted_as(*names: str, content: bytes | None = None) -> Callable[[Path],
         for name in names:
             (folder / name).write_bytes(data)
     return change
+
+
+def _rewritten(change: Callable[[dict], bytes]) -> Callable[[Path], None]:
+    """A change to a submission folder: its notebook's JSON rewritten as ``change`` says."""
+    def edit(folder: Path) -> None:
+        notebook = folder / f"{EXERCISE}.ipynb"
+        notebook.write_bytes(change(json.loads(notebook.read_text())))
+    return edit
+
+
+def _nested_metadata(nb: dict) -> bytes:  # a cell's metadata nested 100,000 levels deep
+    text = json.dumps(nb)
+    return text.replace('"metadata": {', '"metadata": {"deep": ' + "[" * 100_000 + "]" * 100_000
+                        + ", ", 1).encode()
+
+
+def _huge_int(nb: dict) -> bytes:  # a 5,000-digit integer (over Python's int-string limit)
+    return json.dumps(nb).replace('"metadata": {', '"metadata": {"n": ' + "7" * 5000 + ", ",
+                                  1).encode()
+
+
+def _metadata_list(nb: dict) -> bytes:
+    nb["cells"][3]["metadata"] = []
+    return json.dumps(nb).encode()
+
+
+def _many_cells(count: int) -> Callable[[dict], bytes]:
+    def change(nb: dict) -> bytes:
+        nb["cells"] += [{"cell_type": "markdown", "id": f"empty-{i}", "metadata": {},
+                         "source": ""} for i in range(count)]
+        return json.dumps(nb).encode()
+    return change
+
+
+def _big_output(nb: dict) -> bytes:  # 20 MiB of printed text in one cell's outputs
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x" * (20 * 2**20)}]
+    return json.dumps(nb).encode()
+
+
+def _linked(*links: tuple[str, str], replace: bool = False,
+            fifo: str | None = None) -> Callable[[Path], None]:
+    """A change to a submission folder: ``(name, target)`` symbolic links put in it (targets are
+    relative to the course folder), the notebook itself replaced by the first with ``replace``,
+    or a FIFO named ``fifo``."""
+    def change(folder: Path) -> None:
+        course = folder.parents[2]
+        for i, (name, target) in enumerate(links):
+            if replace and i == 0:
+                (folder / name).unlink()
+            (folder / name).symlink_to(course / target)
+        if fifo:
+            os.mkfifo(folder / fifo)
+    return change
+
+
+SOURCE = f"source/{EXERCISE}/{EXERCISE}.ipynb"  # the solution, in the course folder
+
+
+def _inbound(inbound: Path, student: str, notebook: Path, stamp: str,
+             owner: str | None = None) -> Path:
+    """An inbound folder of the exchange as ``nbgrader submit`` makes it, owned by ``owner``
+    (default: the student it names)."""
+    folder = inbound / f"{student}+{EXERCISE}+{stamp}+{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    shutil.copyfile(notebook, folder / f"{EXERCISE}.ipynb")
+    _own(folder, owner or student)
+    return folder
+
+
+def _own(folder: Path, user: str) -> None:
+    uid = pwd.getpwnam(user).pw_uid
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, uid, uid, follow_symlinks=False)
+
+
+def _hand_in(*extra: tuple[str, Callable[[Path, Path], None]], stamp_text: bytes | None = None,
+             stamp: str = "2099-01-01 00:00:00.000000 UTC") -> Callable[[Path, Path, str], None]:
+    """A student's own inbound folder, with ``extra`` entries made in it (``(name, make)``:
+    ``make(path, course)``) and a ``timestamp.txt`` of ``stamp_text``."""
+    def hand_in(inbound: Path, notebook: Path, student: str) -> None:
+        folder = _inbound(inbound, student, notebook, stamp)
+        course = inbound.parents[2] / "course"
+        for name, make in extra:
+            make(folder / name, course)
+        if stamp_text is not None:
+            (folder / "timestamp.txt").write_bytes(stamp_text)
+        _own(folder, student)
+    return hand_in
+
+
+def _forged_by(other: str) -> Callable[[Path, Path, str], None]:
+    """The student hands in; then ``other`` makes a later folder in the student's name holding
+    an empty notebook."""
+    def hand_in(inbound: Path, notebook: Path, student: str) -> None:
+        _inbound(inbound, student, notebook, "2026-01-01 00:00:00.000000 UTC")
+        time.sleep(0.05)
+        empty = inbound.parent / "empty.ipynb"
+        empty.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+        _inbound(inbound, student, empty, "2099-01-01 00:00:00.000000 UTC", owner=other)
+    return hand_in
+
+
+def _link_to(target: str) -> Callable[[Path, Path], None]:
+    def make(path: Path, course: Path) -> None:
+        if path.exists():
+            path.unlink()
+        path.symlink_to(course / target)
+    return make
+
+
+FORK_BOMB = """import os, signal, time
+kids = []
+while len(kids) < 100000:  # sleeping children until fork fails
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(600)
+        os._exit(0)
+    kids.append(pid)
+time.sleep(8)  # hold them while the other grading job starts its sandboxes
+for pid in kids:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+print(len(kids), "children")"""
+# Two visible tests report the process id and the clock; between them only a hidden test (the
+# padding of 1e6) makes the answer fork 7 times and sleep 10 s. Run once, a visible test that
+# showed something after hidden inputs ran again in a new fork of the same sandbox: its process
+# id and clock then carried what the hidden test did.
+LEAK_THROUGH_PID_AND_CLOCK = '''
+import os, time
+
+def mean_pool(hidden, attention_mask):
+    if hidden.abs().max() >= 1e6:  # only a hidden test pads with 1e6
+        for _ in range(7):
+            if os.fork() == 0:
+                os._exit(0)
+            os.wait()
+        time.sleep(10)
+    if tuple(hidden.shape[:2]) in ((2, 3), (4, 1)):  # the two visible tests report
+        raise ValueError(f"pid {os.getpid()} clock {time.monotonic():.2f}")
+    keep = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+'''
 
 
 def _timestamp(text: str) -> Callable[[Path], None]:
@@ -592,4 +748,62 @@ import this as math
          fails=ALL_TESTS, flagged=True, broken=_timestamp("next Tuesday at noon")),
     Case("32e", "an empty submission folder", "not graded, flagged; the class is graded",
          fails=ALL_TESTS, flagged=True, broken=_submitted_as()),
+    # --- issue 23: links, the exchange, malformed and oversized files, fork bombs, surrogates,
+    # and hidden inputs through the process counter and the clock.
+    Case("33a", "the handed-in notebook is a symbolic link to the course's solution",
+         "not graded (a link is not a regular file), flagged; the class is graded",
+         fails=ALL_TESTS, flagged=True, broken=_linked((f"{EXERCISE}.ipynb", SOURCE),
+                                                      replace=True)),
+    Case("33b", "links to the gradebook and the solution beside an honest notebook",
+         "not graded, flagged: nothing is copied through a link", fails=ALL_TESTS, flagged=True,
+         broken=_linked(("gradebook.db", "gradebook.db"), ("solution.ipynb", SOURCE))),
+    Case("33c", "a FIFO beside an honest notebook", "not graded, flagged", fails=ALL_TESTS,
+         flagged=True, broken=_linked(fifo="answers")),
+    Case("34a", "through the exchange: the notebook is a link to the course's solution",
+         "refused at collect, the instructor warned; nothing collected", fails=ALL_TESTS,
+         flagged=True, student="man",
+         exchange=_hand_in((f"{EXERCISE}.ipynb", _link_to(SOURCE)))),
+    Case("34b", "through the exchange: links to the gradebook and the solution beside the "
+         "notebook", "refused at collect, the instructor warned; nothing collected",
+         fails=ALL_TESTS, flagged=True, student="lp", exchange=_hand_in(
+             ("gradebook.db", _link_to("gradebook.db")), ("solution.ipynb", _link_to(SOURCE)))),
+    Case("34c", "through the exchange: a FIFO in the folder",
+         "refused at collect, the instructor warned; nothing collected", fails=ALL_TESTS,
+         flagged=True, student="mail",
+         exchange=_hand_in(("answers", lambda path, course: os.mkfifo(path)))),
+    Case("35", "another user makes a later inbound folder in this student's name (an empty "
+         "notebook dated 2099)", f"the forged folder refused, the instructor warned; the student's "
+         f"own notebook graded: {full()}", fails=set(), student="daemon",
+         exchange=_forged_by("bin")),
+    Case("36a", "through the exchange: a forged `timestamp.txt` (2026-01-01) and a folder named "
+         "2099", "the collection time is recorded", fails=set(), student="sys",
+         exchange=_hand_in(stamp_text=b"2026-01-01 00:00:00.000000 UTC")),
+    Case("36b", "through the exchange: a `timestamp.txt` of the bytes ff fe and a folder name "
+         "that is no time", "collected and graded; the collection time is recorded",
+         fails=set(), student="games",
+         exchange=_hand_in(stamp_text=b"\xff\xfe", stamp="not a time")),
+    Case("37a", "one cell's metadata nested 100,000 levels deep",
+         "not graded, flagged (not a readable notebook); the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_rewritten(_nested_metadata)),
+    Case("37b", "a 5,000-digit integer in a cell's metadata",
+         "not graded, flagged (not a readable notebook); the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_rewritten(_huge_int)),
+    Case("37c", "a cell whose `metadata` is `[]`",
+         "not graded, flagged (nbformat validation); the class is graded", fails=ALL_TESTS,
+         flagged=True, broken=_rewritten(_metadata_list)),
+    Case("38a", "50,000 empty markdown cells", "over the cell cap: not graded, flagged",
+         fails=ALL_TESTS, flagged=True, broken=_rewritten(_many_cells(50_000))),
+    Case("38b", "a 20 MiB output in one cell", "over the file-size cap: not graded, flagged",
+         fails=ALL_TESTS, flagged=True, broken=_rewritten(_big_output)),
+    Case("39", "a cell that prints a lone surrogate (`print('\\ud800')`) after a 5 s sleep",
+         f"output cleaned: graded once, {full()}, not flagged", fails=set(),
+         cells_after={"setup": "import time\ntime.sleep(5)\nprint('\\ud800')"}),
+    Case("40", "a fork bomb: sleeping children until fork fails, held 8 s (graded with --jobs 2 "
+         "beside the others)", f"its own sandbox's process cap stops it; {full()}; every other "
+         "submission graded as usual", fails=set(), cells_after={"setup": FORK_BOMB}),
+    Case("41", "hidden inputs through the process-id counter and the clock: a hidden test's "
+         "input makes the answer fork 7 times and sleep 10 s; visible tests report `os.getpid()` "
+         "and the clock", "visible messages come from a pass with no hidden input: the same "
+         "process id, no 10 s between them", answers={"mean_pool": LEAK_THROUGH_PID_AND_CLOCK},
+         fails={"test_mean_pool", "test_mean_pool_one_token"}),
 ]

@@ -18,8 +18,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from beyondbert.grading import autograde, grade_submissions
-from beyondbert.grading.course import submit
+from beyondbert.grading import autograde, collect, grade_submissions
+from beyondbert.grading.course import release_to_exchange, submit
+from beyondbert.grading.runner import not_graded
 from beyondbert.grading.feedback import feedback_html
 from beyondbert.grading.gradebook import SubmissionResult, TestResult
 from beyondbert.sandbox.session import SandboxSession
@@ -109,9 +110,11 @@ def grade_catalog(tmp: Path) -> dict:
                                              tmp / "reference.ipynb")
     stalling = {c.key for c in CASES if c.time_budget is not None}
     broken = {c.key: c for c in CASES if c.broken is not None}
+    handed_in = {c.key: c for c in CASES if c.exchange is not None}  # through the exchange
     solution_hash = hashlib.sha256(SOLUTION.read_bytes()).hexdigest()
     results = grade_submissions(EXERCISE, {k: v for k, v in submissions.items()
-                                           if k not in stalling and k not in broken},
+                                           if k not in stalling and k not in broken
+                                           and k not in handed_in},
                                 REPO, jobs=2, cell_timeout=CELL_TIMEOUT, keep_course=course)
     results.update(grade_submissions(EXERCISE, {k: submissions[k] for k in stalling}, REPO,
                                      jobs=2, cell_timeout=CELL_TIMEOUT,
@@ -119,13 +122,25 @@ def grade_catalog(tmp: Path) -> dict:
     before = gradebook_rows(course)
     for key, case in broken.items():
         case.broken(submit(course, EXERCISE, key, submissions[key]).parent)
+    exchange = tmp / "exchange"
+    inbound = exchange / "beyond-bert" / "inbound"
+    inbound.mkdir(parents=True)
+    release_to_exchange(course, EXERCISE, str(exchange))
+    for key, case in handed_in.items():
+        case.exchange(inbound, submissions[key], key)
+    collected_now = collect(EXERCISE, course, REPO, exchange=str(exchange))
     again_in_course = autograde(EXERCISE, course, REPO, jobs=2)
     results.update({key: again_in_course[key] for key in broken})
-    others_unchanged = gradebook_rows(course) == before  # no broken one was ever graded
+    for key in handed_in:  # a refused folder was never collected: no submission, no grade
+        results[key] = again_in_course.get(key) or not_graded(
+            course, EXERCISE, key, [w for w in collected_now.warnings if f"/{key}+" in w])
+    old_students = {row[0] for row in before}
+    others_unchanged = [row for row in gradebook_rows(course) if row[0] in old_students] == before
     again = {jobs: grade_submissions(EXERCISE, {k: submissions[k] for k in AGAIN}, REPO,
                                      jobs=jobs, cell_timeout=CELL_TIMEOUT) for jobs in (1, 2)}
     collected = {student: (course / "submitted" / student / EXERCISE / "timestamp.txt").read_text()
-                 for student in ("case-21", "reference")}
+                 for student in ("case-21", "reference", *handed_in)
+                 if (course / "submitted" / student / EXERCISE / "timestamp.txt").is_file()}
     return {
         "course": str(course),
         "results": {k: r.as_dict() for k, r in results.items()},
@@ -135,6 +150,8 @@ def grade_catalog(tmp: Path) -> dict:
         "solution_unchanged": hashlib.sha256(SOLUTION.read_bytes()).hexdigest() == solution_hash,
         "submission_times": submission_times(course),
         "collected": collected,
+        "collect_warnings": list(collected_now.warnings),
+        "collected_students": list(collected_now),
         "sandbox_environment": sandbox_environment(),
     }
 
@@ -193,11 +210,18 @@ def check_environment(catalog: dict, case: Case) -> tuple[list[str], str]:
     return problems, f"student code sees {len(env)} variables: {', '.join(sorted(env))}"
 
 
+# Visible tests whose own (visible) inputs a case's answer takes for hidden ones and fails on:
+# their message shows those visible inputs, which is no leak (the visible pass sends no other).
+VISIBLE_MESSAGES = {"20": {"test_mean_pool_all_padding"}, "27c": {"test_mean_pool_all_padding"}}
+
+
 def check_no_leak(catalog: dict, case: Case) -> tuple[list[str], str]:
     data = catalog["results"][case.key]
     html = feedback_html(EXERCISE, as_result(case.key, data))
+    shown = VISIBLE_MESSAGES.get(case.number, set())
     problems = [f"{t['name']}: message {t['message']!r}" for t in data["tests"]
-                if not t["passed"] and not t["message"].endswith("a hidden test failed")]
+                if not t["passed"] and not t["message"].endswith("a hidden test failed")
+                and t["name"] not in shown]
     problems += ["hidden input 1000000.0 in the feedback"] if "1000000" in html else []
     problems += [f"hidden test line in the feedback: {line!r}" for line in hidden_only_lines()
                  if line in html]
@@ -206,11 +230,46 @@ def check_no_leak(catalog: dict, case: Case) -> tuple[list[str], str]:
 
 def check_timestamp(catalog: dict, case: Case) -> tuple[list[str], str]:
     recorded = catalog["submission_times"].get(case.key, "")
-    collected = catalog["collected"][case.key]
+    collected = catalog["collected"].get(case.key, "(not collected)")
     problems = [] if recorded[:19] == collected[:19] else [
         f"gradebook time {recorded!r} is not the collection time {collected!r}"]
-    problems += ["the forged year 2000 reached the gradebook"] if recorded.startswith("2000") else []
+    problems += [f"a forged year reached the gradebook: {recorded}"
+                 for year in ("2000", "2026-01-01", "2099") if recorded.startswith(year)]
     return problems, "gradebook time = collection time"
+
+
+def check_refused(words: str):
+    """A case handed in through the exchange: refused at collect, with a warning saying why."""
+    def check(catalog: dict, case: Case) -> tuple[list[str], str]:
+        said = [w for w in catalog["collect_warnings"] if f"/{case.key}+" in w]
+        problems = [] if any("refused" in w and words in w for w in said) else [
+            f"no warning says {words!r}: {said!r}"]
+        if case.key in catalog["collected_students"]:
+            problems.append("it was collected")
+        return problems, f"collect warned: {words}; nothing collected"
+    return check
+
+
+def check_forged_folder_refused(catalog: dict, case: Case) -> tuple[list[str], str]:
+    words = f"names {case.key} but is owned by bin"
+    said = [w for w in catalog["collect_warnings"] if words in w]
+    return ([] if said else [f"no warning says {words!r}: {catalog['collect_warnings']!r}"],
+            f"collect warned: {words}")
+
+
+def check_pid_and_clock(catalog: dict, case: Case) -> tuple[list[str], str]:
+    """The two visible tests' messages: the same process id, and no 10 s between them."""
+    messages = {t["name"]: t["message"] for t in catalog["results"][case.key]["tests"]}
+    try:
+        seen = [messages[name].split("pid ", 1)[1].split() for name in
+                ("test_mean_pool", "test_mean_pool_one_token")]
+        (pid1, _, clock1), (pid2, _, clock2) = seen
+        gap = float(clock2) - float(clock1)
+    except (IndexError, KeyError, ValueError):
+        return [f"the visible messages are not as expected: {messages!r}"], ""
+    problems = [] if pid1 == pid2 else [f"the process id changed: {pid1} -> {pid2}"]
+    problems += [] if gap < 10 else [f"{gap:.1f} s between the visible tests: the clock leaks"]
+    return problems, "both visible messages from one process, no hidden sleep between them"
 
 
 def check_network(catalog: dict, case: Case) -> tuple[list[str], str]:
@@ -264,7 +323,28 @@ EXTRA_CHECKS = {"08": check_points_from_record, "09": check_duplicate_flagged,
                 "32d": check_flag("timestamp.txt holds 'next Tuesday at noon', not a time",
                                   "flag: the timestamp; the others' grades unchanged"),
                 "32e": check_flag("is empty: nothing was handed in",
-                                  "flag: an empty folder; the others' grades unchanged")}
+                                  "flag: an empty folder; the others' grades unchanged"),
+                "33a": check_flag("is not a regular file", "flag: a link; the others' grades "
+                                  "unchanged"),
+                "33b": check_flag("is not a regular file", "flag: links; the others' grades "
+                                  "unchanged"),
+                "33c": check_flag("is not a regular file", "flag: a FIFO; the others' grades "
+                                  "unchanged"),
+                "34a": check_refused("is a symbolic link"), "34b": check_refused(
+                    "is a symbolic link"), "34c": check_refused("is a FIFO"),
+                "35": check_forged_folder_refused, "36a": check_timestamp,
+                "36b": check_timestamp,
+                "37a": check_flag("is not a readable notebook: RecursionError",
+                                  "flag: not a readable notebook; the others' grades unchanged"),
+                "37b": check_flag("is not a readable notebook: ValueError: Exceeds the limit",
+                                  "flag: not a readable notebook; the others' grades unchanged"),
+                "37c": check_flag("is not a valid notebook: [] is not of type 'object'",
+                                  "flag: nbformat validation; the others' grades unchanged"),
+                "38a": check_flag("cells, over the grader's cap of 1000",
+                                  "flag: the cell cap; the others' grades unchanged"),
+                "38b": check_flag("MiB, over the grader's cap of 16 MiB",
+                                  "flag: the size cap; the others' grades unchanged"),
+                "41": check_pid_and_clock}
 
 
 def judge(catalog: dict, case: Case) -> tuple[list[str], str]:
