@@ -15,6 +15,11 @@ controller or a delegated v2 subtree: :func:`memory_confinement` says which), ea
 gets one whose limit covers its processes' memory *and* the files they write, together. A sandbox
 serves one submission at a time (see ``zygote``), so its limits are that submission's.
 
+Processes: ``RLIMIT_NPROC`` counts every process of a *user*, and all sandboxes run as one uid,
+so one submission forking until refused would stop every other sandbox from starting. Where a
+pids cgroup can be created (:func:`process_confinement` says), each sandbox gets its own, capped
+at ``Limits.processes``, and ``RLIMIT_NPROC`` is only a machine-wide backstop.
+
 Without a sandbox (``--unsafe-no-sandbox``), :func:`spawn_unsandboxed_worker` starts a plain worker.
 """
 
