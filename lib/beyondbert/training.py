@@ -136,7 +136,7 @@ def fit(
             epoch_batches = list(make_batches(epoch))
             if not epoch_batches:
                 raise ValueError("batches is empty: nothing to train on")
-            bar = tqdm(epoch_batches, desc=f"{desc} (epoch {epoch + 1}/{epochs})",
+            bar = tqdm(epoch_batches, desc=f"{desc} (epoch {epoch + 1}/{epochs})", file=sys.stdout,
                        disable=not progress, ascii=True, ncols=90, mininterval=1.0)
             for batch in bar:
                 loss = loss_fn(model, batch)
