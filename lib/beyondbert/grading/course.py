@@ -280,7 +280,7 @@ def submission_problem(folder: Path, exercise: str) -> str | None:
     expected = f"{exercise}.ipynb"
     notebook = folder / expected
     try:
-        irregular = _not_regular(folder)
+        irregular = folder.parent.name if folder.parent.is_symlink() else _not_regular(folder)
     except OSError as err:
         return f"the folder {folder.name}/ cannot be read: {err.strerror}"
     if irregular:
