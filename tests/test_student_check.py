@@ -119,12 +119,35 @@ def test_a_satisfied_triplet_has_a_zero_gradient_and_a_detached_part_is_named():
     a, p, n = inputs()
     zero = gradient(triplet, a, a.clone(), a + 100, wrt=(0, 1, 2))  # satisfied: no gradient
     assert all(torch.count_nonzero(g) == 0 for g in zero)
+    def half_detached(x, y):
+        return (x ** 2).sum() + y.detach().sum()
+
+    def doubled(x):
+        return x * 2
+
+    def total(x):
+        return x.sum()
+
     with pytest.raises(AssertionError, match="argument 1"):
-        gradient(lambda x, y: (x ** 2).sum() + y.detach().sum(), a, p, wrt=(0, 1))
+        gradient(half_detached, a, p, wrt=(0, 1))
     with pytest.raises(AssertionError, match="single number"):
-        gradient(lambda x: x * 2, a)
+        gradient(doubled, a)
     with pytest.raises(TypeError, match="floating-point tensor"):
-        gradient(lambda x: x.sum(), torch.arange(3))
+        gradient(total, torch.arange(3))
+
+
+def loss_and_weights(anchor, positive, negative):
+    return triplet(anchor, positive, negative), torch.ones(len(anchor))
+
+
+def test_output_picks_the_loss_out_of_a_tuple_and_a_lambda_is_refused():
+    a, p, n = inputs()
+    got = gradient(loss_and_weights, a, p, n, wrt=0, output=0)
+    assert torch.allclose(got, gradient(triplet, a, p, n, wrt=0))
+    with pytest.raises(TypeError, match="not a lambda"):
+        gradient(lambda *args: loss_and_weights(*args)[0], a, p, n)
+    with pytest.raises(AssertionError, match=r"holding the loss at \[2\]"):
+        gradient(loss_and_weights, a, p, n, output=2)
 
 
 # ------------------------------------------------------------- the same, in a sandboxed worker
@@ -154,6 +177,9 @@ def triplet(anchor, positive, negative, margin=1.0):
 
 def triplet_item(anchor, positive, negative, margin=1.0):
     return torch.tensor(triplet(anchor, positive, negative, margin).item())
+
+def loss_and_weights(anchor, positive, negative):
+    return triplet(anchor, positive, negative), torch.ones(len(anchor))
 '''
 
 
@@ -186,6 +212,8 @@ def test_gradients_are_computed_in_the_sandbox(session):
     with pytest.raises(SandboxError, match="no gradient with respect to argument 0") as raised:
         session.gradient("triplet_item", (a, p, n), {}, 0, timeout=30)
     assert raised.value.ename == "AssertionError"
+    [got] = session.gradient("loss_and_weights", (a, p, n), {}, 0, timeout=30, output=0)
+    assert torch.allclose(got, gradient(triplet, a, p, n))
 
 
 def graded_notebook(cells):
@@ -213,6 +241,18 @@ assert all(torch.allclose(g, w) for g, w in zip(got, want)), "wrong gradient"
 '''
 
 
+WRAPPED = '''
+from beyondbert.grading.student import gradient
+a, p, n = (torch.randn(5, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
+
+def wrapper(a, p, n):
+    return loss_and_weights(a, p, n)[0]
+
+got = {call}
+assert got.shape == (5, 4)
+'''
+
+
 @needs_sandbox
 def test_a_graded_test_cell_checks_the_gradient_in_the_sandbox(tmp_path):
     reference = ("from beyondbert.grading.student import plain\n"
@@ -222,7 +262,10 @@ def test_a_graded_test_cell_checks_the_gradient_in_the_sandbox(tmp_path):
                           ("test", reference + "\n" + GRADIENT_TEST.format(name="triplet")),
                           ("test", GRADIENT_TEST.format(name="triplet_item")),
                           ("test", "assert type(plain(count_pairs({'a b': 2}))) is dict\n"
-                                   "assert type(score(torch.ones(2))) is float")])
+                                   "assert type(score(torch.ones(2))) is float"),
+                          ("test", WRAPPED.format(call="gradient(loss_and_weights, a, p, n, "
+                                                       "output=0)")),
+                          ("test", WRAPPED.format(call="gradient(wrapper, a, p, n)"))])
     resources = {"metadata": {"path": str(tmp_path)}, "nbgrader": {"assignment": "x"}}
     SandboxedExecute(timeout=30).preprocess(nb, resources)
     assert nb.cells[1].outputs == []
@@ -230,7 +273,9 @@ def test_a_graded_test_cell_checks_the_gradient_in_the_sandbox(tmp_path):
     assert error["ename"] == "AssertionError"
     assert error["evalue"].startswith("your loss has no gradient with respect to arguments 0, 1 "
                                       "and 2: did you use .item(), float() or NumPy?")
-    assert nb.cells[3].outputs == []
+    assert nb.cells[3].outputs == [] and nb.cells[4].outputs == []
+    [error] = nb.cells[5].outputs  # a helper around the student's function: told what to do
+    assert error["ename"] == "TypeError" and "pass loss_and_weights itself" in error["evalue"]
 
 
 # ---------------------------------------------------------------------------- hidden inputs

@@ -23,6 +23,8 @@ Usage in a test cell (the exercise author copies these lines)::
     #    with "your loss has no gradient with respect to argument 0: did you use .item() ...".
     grad = gradient(triplet_loss, anchor, positive, negative, wrt=0, margin=1.0)
     assert torch.allclose(grad, expected_grad, atol=1e-6), "wrong gradient for the anchor"
+    # a function that returns (loss, weights): the loss is element 0 (never wrap it in a lambda)
+    grad = gradient(dpo_loss, pc, pr, rc, rr, 0.5, wrt=0, output=0)
     got = gradient(triplet_loss, anchor, positive, negative, wrt=(0, 1, 2), margin=1.0)
     want = gradient(reference_triplet_loss, anchor, positive, negative, wrt=(0, 1, 2), margin=1.0)
     for name, g, w in zip(("anchor", "positive", "negative"), got, want):
@@ -80,28 +82,52 @@ def _student_function(fn: object) -> bool:
     return executor is not None and isinstance(fn, getattr(executor, "StudentFunction", ()))
 
 
+def _calls_a_student_function(fn: object) -> str | None:
+    """The name of a sandboxed student function that ``fn`` (a test's lambda or helper) calls by
+    a global name, if any: such a wrapper gets detached results from the sandbox."""
+    code, names = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is None:
+        return None
+    for name in code.co_names:
+        if _student_function(names.get(name)):
+            return name
+    return None
+
+
 def gradient(fn: Callable[..., Any], *args: Any, wrt: int | tuple[int, ...] = 0,
-             **kwargs: Any):
+             output: int | str | None = None, **kwargs: Any):
     """The gradient of the scalar tensor ``fn(*args, **kwargs)`` with respect to the positional
     argument(s) at ``wrt``.
 
     ``wrt`` an int gives one tensor (that argument's shape and dtype); a tuple of ints gives a
     tuple of them. Each chosen argument must be a floating-point tensor (``fn`` gets a copy that
-    requires grad). Raises ``AssertionError`` when ``fn`` returns something without a gradient
-    (a float, a detached tensor, a loss computed with ``.item()`` or NumPy) or more than one
-    number.
+    requires grad). ``output`` picks the loss out of what ``fn`` returns (``output=0`` for a
+    ``(loss, weights)`` pair): pass the student's function itself, never a lambda around it
+    (when graded, a lambda runs in the grader and the student's function returns detached
+    values). Raises ``AssertionError`` when ``fn`` returns something without a gradient (a
+    float, a detached tensor, a loss computed with ``.item()`` or NumPy) or more than one number.
     """
     if _student_function(fn):
         from ..sandbox.session import SandboxError
 
         try:
-            grads = fn.gradient(tuple(args), dict(kwargs), wrt)
+            grads = fn.gradient(tuple(args), dict(kwargs), wrt, output)
         except SandboxError as failure:
             if failure.ename == "AssertionError":  # as in the student's kernel
                 raise AssertionError(failure.evalue) from None
             raise
     else:
-        grads = plain(compute_gradient(fn, tuple(args), dict(kwargs), wrt))
+        if getattr(fn, "__name__", "") == "<lambda>":  # the same refusal locally and graded
+            raise TypeError("gradient() needs the student's function itself, not a lambda: "
+                            "a lambda runs in the grader when graded, where the student's "
+                            "results come back detached; use output=0 to take the loss out of a "
+                            "tuple the function returns")
+        wrapped = _calls_a_student_function(fn)
+        if wrapped is not None:
+            raise TypeError(f"gradient() got a function that calls the student's {wrapped}(): "
+                            f"pass {wrapped} itself (and output=0 to take the loss out of a "
+                            f"tuple it returns), so that the gradient is taken where it runs")
+        grads = plain(compute_gradient(fn, tuple(args), dict(kwargs), wrt, output))
     if isinstance(wrt, int):
         return grads[0]
     return tuple(grads)

@@ -73,10 +73,10 @@ class StudentFunction:
     def __call__(self, *args, **kwargs):
         return self._session.call(self._name, args, kwargs, self._timeout)
 
-    def gradient(self, args: tuple, kwargs: dict, wrt: object) -> tuple:
+    def gradient(self, args: tuple, kwargs: dict, wrt: object, output: object = None) -> tuple:
         """The gradient of this function's scalar result, computed in the sandbox (used by
         ``beyondbert.grading.student.gradient``)."""
-        return self._session.gradient(self._name, args, kwargs, wrt, self._timeout)
+        return self._session.gradient(self._name, args, kwargs, wrt, self._timeout, output)
 
     def __repr__(self) -> str:
         return f"<student function {self._name}>"

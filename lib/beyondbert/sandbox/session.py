@@ -434,13 +434,14 @@ class SandboxSession:
             self._protocol_violation()
 
     def gradient(self, name: str, args: tuple, kwargs: dict, wrt: object,
-                 timeout: float) -> tuple:
-        """The gradient of the student's scalar loss ``name(*args, **kwargs)`` with respect to
-        the positional arguments at ``wrt``, computed in the sandbox (``worker.compute_gradient``);
-        a tuple of tensors, one per position, as plain data."""
+                 timeout: float, output: object = None) -> tuple:
+        """The gradient of the student's scalar loss ``name(*args, **kwargs)`` (its element
+        ``output`` when given) with respect to the positional arguments at ``wrt``, computed in
+        the sandbox (``worker.compute_gradient``); a tuple of tensors, one per position."""
         try:
             message = {"op": "gradient", "name": name, "args": to_plain(tuple(args)),
-                       "kwargs": to_plain(dict(kwargs)), "wrt": to_plain(wrt)}
+                       "kwargs": to_plain(dict(kwargs)), "wrt": to_plain(wrt),
+                       "output": to_plain(output)}
         except NotPlainData as err:
             raise SandboxError("NotPlainData", f"arguments must be plain data: {err}") from None
         reply = self._request(message, timeout)

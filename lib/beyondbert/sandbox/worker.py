@@ -92,10 +92,13 @@ def _arguments(positions) -> str:
     return f"arguments {', '.join(names[:-1])} and {names[-1]}"
 
 
-def compute_gradient(function, args: tuple, kwargs: dict, wrt: object = 0) -> tuple:
+def compute_gradient(function, args: tuple, kwargs: dict, wrt: object = 0,
+                     output: object = None) -> tuple:
     """The gradient of the scalar tensor ``function(*args, **kwargs)`` with respect to the
     positional arguments at ``wrt`` (an int or a tuple of ints): a tuple of tensors, one per
-    position, each of its argument's shape and dtype.
+    position, each of its argument's shape and dtype. With ``output`` (an int or a string), the
+    loss is that element of what the function returns (``dpo_loss(...)[0]`` of a ``(loss,
+    weights)`` pair).
 
     Each chosen argument must be a floating-point tensor; the function gets a fresh copy that
     requires grad (the caller's tensor is not touched). Raises ``AssertionError`` with a message a
@@ -115,6 +118,14 @@ def compute_gradient(function, args: tuple, kwargs: dict, wrt: object = 0) -> tu
         args[i] = args[i].detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = function(*args, **kwargs)
+    if output is not None:
+        if type(output) not in (int, str):
+            raise TypeError(f"output must be an int or a string, got {output!r}")
+        try:
+            out = out[output]
+        except (IndexError, KeyError, TypeError):
+            raise AssertionError(f"the function must return a tuple, list or dict holding the "
+                                 f"loss at [{output!r}], got a {type(out).__name__}") from None
     asked = (f"your loss has no gradient with respect to {_arguments(positions)}: did you use "
              f".item(), float() or NumPy?")
     if not isinstance(out, torch.Tensor):
@@ -175,7 +186,8 @@ def _run(namespace: dict, request: dict, cell_counter: list[int]) -> dict:
             elif op == "gradient":
                 function = namespace[request["name"]]
                 grads = compute_gradient(function, tuple(from_plain(request["args"])),
-                                         from_plain(request["kwargs"]), from_plain(request["wrt"]))
+                                         from_plain(request["kwargs"]), from_plain(request["wrt"]),
+                                         from_plain(request.get("output")))
                 reply["value"] = to_plain(grads)
             else:
                 raise ValueError(f"unknown operation {op!r}")
