@@ -37,6 +37,9 @@ Usage in a test cell (the exercise author copies these lines)::
     anchor = torch.randn(6, 16, generator=g, dtype=torch.float64)
     rng = numpy.random.default_rng(hidden_seed("04-search/ranks"))   # NumPy, random.Random...
 
+Import the helpers in the test cells (they run in the grader when graded); an import in the
+set-up cell also works, but costs each submission's sandbox about a quarter CPU-second.
+
 ``gradient`` called on the grader's own function (a reference from the course library) runs in
 the grader; on a student's function it runs where the student's code runs (in the sandbox when
 graded), through :func:`beyondbert.sandbox.worker.compute_gradient` either way.
