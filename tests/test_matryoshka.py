@@ -47,3 +47,21 @@ def test_matches_sentence_transformers_matryoshka_loss():
     expected = ref([{"x": a}, {"x": b}], None)
     ours = matryoshka_loss(in_batch_negatives_loss, a, b, [32, 16, 8])
     assert torch.allclose(ours, expected, atol=1e-5)
+
+
+def test_matryoshka_head_training_and_baselines():
+    from beyondbert.matryoshka import (pca_projection, random_rotation, similarity_preservation_loss,
+                                       train_matryoshka_head)
+
+    torch.manual_seed(0)
+    x = F.normalize(torch.randn(64, 16) * torch.linspace(0.1, 3, 16).flip(0).roll(5), dim=-1)
+    assert similarity_preservation_loss(x, x).item() < 1e-10
+    head, losses = train_matryoshka_head(x, [16, 4], steps=60, batch_size=32, lr=1e-2, seed=0)
+    assert losses[-1] < losses[0]
+    with torch.no_grad():
+        assert similarity_preservation_loss(head(x)[:, :4], x) < similarity_preservation_loss(x[:, :4], x)
+    q = random_rotation(16, seed=1)
+    assert torch.allclose(q @ q.T, torch.eye(16), atol=1e-5)
+    p = pca_projection(x)(x)
+    var = p.var(0)
+    assert torch.all(var[:-1] >= var[1:] - 1e-6)

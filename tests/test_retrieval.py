@@ -150,3 +150,38 @@ def test_cross_encoder_matches_sentence_transformers(tmp_path):
     order = rerank(ours, ["a cat sat on the mat"], docs, np.array([[1, 0]]))
     s = ours.score([("a cat sat on the mat", d) for d in docs])
     assert order.tolist() == [[int(s.argmax()), int(s.argmin())]]
+
+
+def test_rerank_floor_ceiling_bootstrap_and_fusion():
+    from beyondbert.retrieval import (mine_hard_negatives, oracle_rerank, paired_bootstrap, per_query,
+                                      random_rerank, zscore_fuse)
+
+    doc_ids = ["a", "b", "c", "d"]
+    qrels = {"q": {"a": 0, "b": 2, "c": 1, "d": 0}}
+    candidates = np.array([[0, 1, 2, 3]])
+    assert oracle_rerank(candidates, ["q"], doc_ids, qrels).tolist() == [[1, 2, 0, 3]]
+    shuffled = random_rerank(np.tile(np.arange(10), (3, 1)), seed=0)
+    assert sorted(shuffled[0].tolist()) == list(range(10)) and not (shuffled == np.arange(10)).all()
+    ranked = {"q": ["b", "c", "a", "d"]}
+    assert per_query(ranked, qrels, ["q"], "ndcg", 10)[0] == pytest.approx(1.0)
+    mean, low, high = paired_bootstrap([0.1, 0.2, 0.3], [0.2, 0.3, 0.4], n_boot=200)
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    mean, low, high = paired_bootstrap([0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, -1.0], n_boot=500)
+    assert low < 0 < high
+    fused = zscore_fuse(np.array([[1.0, 2.0, 3.0]]), np.array([[30.0, 20.0, 10.0]]))
+    assert np.allclose(fused, 0)
+    q = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
+    d = torch.cat([q + 0.01 * torch.randn(5, 8), torch.randn(20, 8)])
+    neg = mine_hard_negatives(q, d, list(range(5)), ranks=(2, 6), n=2, seed=0)
+    assert neg.shape == (5, 2) and all(i not in row for i, row in enumerate(neg))
+
+
+def test_cross_encoder_freezes_lower_layers():
+    from beyondbert.retrieval import CrossEncoder
+
+    ce = CrossEncoder(max_length=16)
+    total = sum(p.numel() for p in ce.model.parameters())
+    trainable = ce.freeze_lower(3)
+    assert 0 < trainable < total
+    assert not any(p.requires_grad for p in ce.model.base_model.embeddings.parameters())
+    assert all(p.requires_grad for p in ce.model.classifier.parameters())

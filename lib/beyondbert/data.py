@@ -162,11 +162,20 @@ def split_pairs_by_word(
 
 # ----------------------------------------------------------------------------- search collections
 
-def _lead_sentence(text: str) -> str:
+def lead_sentence(text: str) -> str:
     """The first sentence of a news story (up to the first . ! or ? followed by a capital)."""
     import re
 
     return re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", text.strip(), maxsplit=1)[0]
+
+
+_lead_sentence = lead_sentence  # the old private name
+
+
+def lead_and_body(text: str) -> tuple[str, str]:
+    """A news story split into its lead sentence and the rest (the body)."""
+    lead = lead_sentence(text)
+    return lead, text.strip()[len(lead):].strip()
 
 
 def lee_retrieval(n_distractors: int = 100, relevant: float = 0.6, highly_relevant: float = 0.8):
@@ -187,7 +196,7 @@ def lee_retrieval(n_distractors: int = 100, relevant: float = 0.6, highly_releva
     ids = [f"lee-{i:02d}" for i in range(len(docs))]
     corpus = {i: {"title": "", "text": d} for i, d in zip(ids, docs, strict=True)}
     corpus |= {f"bg-{j:03d}": {"title": "", "text": background[j]} for j in range(n_distractors)}
-    queries = {i: _lead_sentence(d) for i, d in zip(ids, docs, strict=True)}
+    queries = {i: lead_sentence(d) for i, d in zip(ids, docs, strict=True)}
     qrels = {q: {d: int(sims[a, b] >= highly_relevant) + int(sims[a, b] >= relevant)
                  for b, d in enumerate(ids) if b != a} for a, q in enumerate(ids)}
     return corpus, queries, qrels

@@ -8,6 +8,7 @@ Identifiers are strings (BEIR's convention): a *ranking* is a list of document i
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
@@ -158,23 +159,52 @@ class CrossEncoder:
                for i in range(0, len(pairs), batch_size)]
         return torch.cat(out)
 
+    def freeze_lower(self, layers: int) -> int:
+        """Freeze the embeddings and the lowest ``layers`` transformer layers (as the SBERT page
+        does); returns the number of parameters left trainable."""
+        base = self.model.base_model
+        if not 0 <= layers <= len(base.encoder.layer):
+            raise ValueError(f"layers must be in 0..{len(base.encoder.layer)}, got {layers}")
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        base.embeddings.requires_grad_(False)
+        for layer in base.encoder.layer[:layers]:
+            layer.requires_grad_(False)
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
     def fit(self, pairs: Sequence[tuple[str, str]], labels: Sequence[float], epochs: int = 1,
-            batch_size: int = 16, lr: float = 2e-5, progress: bool = True) -> list[float]:
-        """Train with binary cross-entropy on the logits; returns the loss of every step."""
+            batch_size: int = 16, lr: float = 2e-5, progress: bool = True, *,
+            head_lr: float | None = None, seed: int | None = None,
+            desc: str = "cross-encoder training") -> list[float]:
+        """Train with binary cross-entropy on the logits; returns the loss of every step.
+
+        Only parameters with ``requires_grad`` train (see :meth:`freeze_lower`). ``head_lr``: a
+        separate learning rate for the new classification head (and the pooler), which starts
+        random while the encoder below it is pretrained. ``seed`` fixes the batch order.
+        """
         from tqdm import tqdm  # text, not a notebook widget (the book is offline)
 
         if len(pairs) != len(labels):
             raise ValueError(f"{len(pairs)} pairs but {len(labels)} labels")
         labels = torch.as_tensor(labels, dtype=torch.float32)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr)
+        head_names = ("classifier", "pooler")
+        head = [p for n, p in self.model.named_parameters()
+                if p.requires_grad and any(h in n for h in head_names)]
+        body = [p for n, p in self.model.named_parameters()
+                if p.requires_grad and not any(h in n for h in head_names)]
+        groups = [{"params": body, "lr": lr}, {"params": head, "lr": head_lr or lr}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
         loss_fn = torch.nn.BCEWithLogitsLoss()
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
         losses = []
         self.model.train()
         steps = [(e, i) for e in range(epochs) for i in range(0, len(pairs), batch_size)]
-        order = torch.randperm(len(pairs))
-        for epoch, start in tqdm(steps, desc="cross-encoder training", disable=not progress):
+        order = torch.randperm(len(pairs), generator=generator)
+        bar = tqdm(steps, desc=desc, disable=not progress, file=sys.stdout, ascii=True, ncols=80,
+                   mininterval=5)
+        for epoch, start in bar:
             if start == 0 and epoch > 0:
-                order = torch.randperm(len(pairs))
+                order = torch.randperm(len(pairs), generator=generator)
             batch = order[start:start + batch_size].tolist()
             logits = self.model(**self._features([pairs[i] for i in batch])).logits[:, 0]
             loss = loss_fn(logits, labels[batch])
@@ -200,6 +230,86 @@ def rerank(cross_encoder: CrossEncoder, queries: Sequence[str], documents: Seque
     scores = cross_encoder.score(pairs, batch_size=batch_size).numpy().reshape(candidates.shape)
     order = np.argsort(-scores, axis=1, kind="stable")
     return np.take_along_axis(candidates, order, axis=1)
+
+
+def per_query(rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, float]],
+              query_ids: Sequence[str], metric: str = "ndcg", k: int = 10) -> np.ndarray:
+    """One metric per query, (n_q,) float64, in the order of ``query_ids`` (for paired tests).
+
+    ``metric``: ``"ndcg"``, ``"recall"`` or ``"mrr"``.
+    """
+    fns = {"ndcg": ndcg_at_k, "recall": recall_at_k, "mrr": mrr_at_k}
+    if metric not in fns:
+        raise ValueError(f"metric must be one of {sorted(fns)}, got {metric!r}")
+    return np.array([fns[metric](rankings[q], qrels[q], k) for q in query_ids], dtype=float)
+
+
+def paired_bootstrap(before, after, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``after - before`` and its bootstrap interval, resampling the *queries*.
+
+    ``before``, ``after``: (n_q,) per-query scores of two systems on the same queries (paired: a
+    resample draws the same queries for both). Returns ``(mean, low, high)``.
+    """
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if before.shape != after.shape or before.ndim != 1 or len(before) == 0:
+        raise ValueError(f"before and after must be (n,) arrays of the same length, got "
+                         f"{before.shape} and {after.shape}")
+    diff = after - before
+    idx = np.random.default_rng(seed).integers(0, len(diff), (n_boot, len(diff)))
+    means = diff[idx].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(diff.mean()), float(low), float(high)
+
+
+def random_rerank(candidates, seed: int = 0) -> np.ndarray:
+    """Each row of ``candidates`` (n_q, c) shuffled: the floor any re-ranker must beat."""
+    candidates = np.asarray(candidates)
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(row) for row in candidates])
+
+
+def oracle_rerank(candidates, query_ids: Sequence[str], doc_ids: Sequence[str],
+                  qrels: Mapping[str, Mapping[str, float]]) -> np.ndarray:
+    """Each row of ``candidates`` (n_q, c) sorted by the true grade: the ceiling of re-ranking
+    (ties keep the first stage's order)."""
+    candidates = np.asarray(candidates)
+    out = []
+    for q, row in zip(query_ids, candidates, strict=True):
+        grades = np.array([qrels[q].get(doc_ids[i], 0) for i in row], dtype=float)
+        out.append(row[np.argsort(-grades, kind="stable")])
+    return np.stack(out)
+
+
+def zscore_fuse(first: np.ndarray, second: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``z(first) + weight * z(second)``, each standardised per row (per query's candidates):
+    a fused score of two stages whose scales differ (cosine vs logit). (n_q, c) -> (n_q, c)."""
+    def z(x):
+        x = np.asarray(x, dtype=float)
+        return (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-9)
+
+    return z(first) + weight * z(second)
+
+
+def mine_hard_negatives(query_embeddings, doc_embeddings, positives: Sequence[int],
+                        ranks: tuple[int, int] = (5, 20), n: int = 1, seed: int = 0) -> np.ndarray:
+    """Bi-encoder-mined hard negatives: for query i, ``n`` documents drawn from the ranks
+    ``ranks[0]..ranks[1]`` (1-based, inclusive) of its cosine ranking, its own positive excluded.
+
+    Skipping the top ranks avoids documents that are really relevant (false negatives).
+    (n_q, dim), (n_d, dim), positives (n_q,) -> (n_q, n) document indices.
+    """
+    q = torch.as_tensor(query_embeddings, dtype=torch.float32)
+    d = torch.as_tensor(doc_embeddings, dtype=torch.float32)
+    first, last = ranks
+    if not 1 <= first <= last or n > last - first + 1:
+        raise ValueError(f"ranks must be 1 <= first <= last with room for n={n}, got {ranks}")
+    scores = q @ d.T
+    scores[torch.arange(len(q)), torch.as_tensor(list(positives))] = -float("inf")
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)[:, first - 1:last].numpy()
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(row, size=n, replace=False) for row in order])
 
 
 # ----------------------------------------------------------------------------- ColBERT
