@@ -88,6 +88,24 @@ def triplet_loss(anchor, positive, negative, margin):
     return (d_pos - d_neg + margin).mean()
 '''},
     # ------------------------------------------------------- task 4: in_batch_negatives_loss
+    # PyTorch's own triplet loss: refused by name in the sandbox and in the set-up cell
+    "triplet_uses_torch": {"triplet_loss": '''
+def triplet_loss(anchor, positive, negative, margin):
+    return F.triplet_margin_loss(anchor, positive, negative, margin=margin, eps=0.0)
+'''},
+    # the right number through .item(): no gradient to train with
+    "triplet_loss_item": {"triplet_loss": '''
+def triplet_loss(anchor, positive, negative, margin):
+    d_pos = (anchor - positive).norm(dim=1)
+    d_neg = (anchor - negative).norm(dim=1)
+    return torch.tensor(torch.relu(d_pos - d_neg + margin).mean().item())
+'''},
+    # the right number, detached from the anchors: no gradient to train with
+    "in_batch_detached": {"in_batch_negatives_loss": '''
+def in_batch_negatives_loss(anchors, positives, scale):
+    logits = scale * F.normalize(anchors, dim=1).detach() @ F.normalize(positives, dim=1).T
+    return F.cross_entropy(logits, torch.arange(anchors.shape[0]))
+'''},
     # forgets the scale
     "in_batch_without_scale": {"in_batch_negatives_loss": '''
 def in_batch_negatives_loss(anchors, positives, scale):
@@ -147,26 +165,82 @@ def nearest_other_documents(vectors, k):
 }
 
 FAILING = {
-    "cosine_without_normalisation": COSINE,
-    "cosine_nan_on_zero_rows": {"test_cosine_zero_row"},
-    "cosine_normalises_columns": COSINE,
-    "cosine_imports_beyondbert": COSINE,
-    "pooled_ignores_mask": {"test_sentence_similarity_padding", "test_sentence_similarity_reference"},
-    "pooled_first_token": POOLED,
-    "pooled_divides_by_seq_len_no_cosine": POOLED,
-    "triplet_without_margin": TRIPLET,
-    "triplet_hinge_of_mean": {"test_triplet_per_triplet_hinge", "test_triplet_reference"},
-    "triplet_squared_distances": {"test_triplet_basic", "test_triplet_per_triplet_hinge",
-                                  "test_triplet_reference"},
-    "triplet_without_hinge": {"test_triplet_margin_met", "test_triplet_per_triplet_hinge",
-                              "test_triplet_reference"},
-    "in_batch_without_scale": IN_BATCH - {"test_in_batch_basic"},
-    "in_batch_without_normalisation": IN_BATCH,
-    "in_batch_softmax_over_anchors": {"test_in_batch_scale", "test_in_batch_reference"},
-    "in_batch_imports_beyondbert": IN_BATCH,
-    "search_ascending": SEARCH,
-    "search_largest_distance": SEARCH,
-    "search_ties_reversed": {"test_search_ties_and_all"},
-    "related_returns_itself": RELATED,
-    "related_drops_first_hit": {"test_related_duplicates"},
+    'cosine_without_normalisation': {
+        'test_cosine_basic',
+        'test_cosine_float64',
+        'test_cosine_lengths',
+        'test_cosine_zero_row'},
+    'cosine_nan_on_zero_rows': {'test_cosine_zero_row'},
+    'cosine_normalises_columns': {
+        'test_cosine_basic',
+        'test_cosine_float64',
+        'test_cosine_lengths',
+        'test_cosine_zero_row'},
+    'cosine_imports_beyondbert': {
+        'test_cosine_basic',
+        'test_cosine_float64',
+        'test_cosine_lengths',
+        'test_cosine_zero_row'},
+    'pooled_ignores_mask': {
+        'test_sentence_similarity_padding',
+        'test_sentence_similarity_reference'},
+    'pooled_first_token': {
+        'test_sentence_similarity_basic',
+        'test_sentence_similarity_padding',
+        'test_sentence_similarity_reference'},
+    'pooled_divides_by_seq_len_no_cosine': {
+        'test_sentence_similarity_basic',
+        'test_sentence_similarity_padding',
+        'test_sentence_similarity_reference'},
+    'triplet_without_margin': {
+        'test_triplet_basic',
+        'test_triplet_margin_met',
+        'test_triplet_per_triplet_hinge',
+        'test_triplet_reference'},
+    'triplet_hinge_of_mean': {
+        'test_triplet_gradient',
+        'test_triplet_per_triplet_hinge',
+        'test_triplet_reference'},
+    'triplet_squared_distances': {
+        'test_triplet_basic',
+        'test_triplet_gradient',
+        'test_triplet_per_triplet_hinge',
+        'test_triplet_reference'},
+    'triplet_without_hinge': {
+        'test_triplet_gradient',
+        'test_triplet_margin_met',
+        'test_triplet_per_triplet_hinge',
+        'test_triplet_reference'},
+    'triplet_uses_torch': {
+        'test_triplet_basic',
+        'test_triplet_gradient',
+        'test_triplet_margin_met',
+        'test_triplet_per_triplet_hinge',
+        'test_triplet_reference'},
+    'triplet_loss_item': {'test_triplet_gradient'},
+    'in_batch_detached': {'test_in_batch_gradient'},
+    'in_batch_without_scale': {
+        'test_in_batch_orthogonal',
+        'test_in_batch_reference',
+        'test_in_batch_scale'},
+    'in_batch_without_normalisation': {
+        'test_in_batch_basic',
+        'test_in_batch_orthogonal',
+        'test_in_batch_reference',
+        'test_in_batch_scale'},
+    'in_batch_softmax_over_anchors': {'test_in_batch_reference', 'test_in_batch_scale'},
+    'in_batch_imports_beyondbert': {
+        'test_in_batch_basic',
+        'test_in_batch_gradient',
+        'test_in_batch_orthogonal',
+        'test_in_batch_reference',
+        'test_in_batch_scale'},
+    'search_ascending': {'test_search_basic', 'test_search_reference', 'test_search_ties_and_all'},
+    'search_largest_distance': {
+        'test_search_basic',
+        'test_search_reference',
+        'test_search_ties_and_all'},
+    'search_ties_reversed': {'test_search_ties_and_all'},
+    'related_returns_itself': {'test_related_basic', 'test_related_duplicates'},
+    'related_drops_first_hit': {'test_related_duplicates'},
 }

@@ -143,30 +143,110 @@ def rescore(query, doc_bits, candidates, k):
 def rescore(query, doc_bits, candidates, k):
     return candidates[:, :k].clone()
 '''},
+    # zeroes the padded document vectors but ignores the query mask
+    "maxsim_zeroes_doc_padding_only": {"maxsim": '''
+def maxsim(query_vecs, query_mask, doc_vecs, doc_mask):
+    docs = doc_vecs * doc_mask.to(doc_vecs.dtype)[..., None]
+    sim = torch.einsum("qid,njd->qnij", query_vecs, docs)
+    return sim.max(dim=-1).values.sum(dim=-1)
+'''},
+    # a NumPy float instead of a Python float: plain() keeps the type, so the visible tests see it
+    "ndcg_returns_tensor": {"ndcg_at_k": '''
+def ndcg_at_k(ranking, relevance, k):
+    discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
+    gains = relevance.double()[ranking[:k]]
+    dcg = (gains * discounts[: len(gains)]).sum()
+    ideal = torch.sort(relevance.double(), descending=True).values[:k]
+    idcg = (ideal * discounts[: len(ideal)]).sum()
+    return dcg / idcg if idcg > 0 else torch.tensor(0.0)
+'''},
+    # ----------------------------------------------------------------------- task 4: Matryoshka
+    # normalises the full vector, then truncates: rows shorter than 1
+    "matryoshka_normalise_first": {"matryoshka_truncate": '''
+def matryoshka_truncate(embeddings, dim):
+    return F_normalize(embeddings)[:, :dim]
+
+
+def F_normalize(x):
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+'''},
+    # truncates without normalising again
+    "matryoshka_no_renormalisation": {"matryoshka_truncate": '''
+def matryoshka_truncate(embeddings, dim):
+    return embeddings[:, :dim].clone()
+'''},
+    # divides by the length without guarding a zero row: NaN
+    "matryoshka_nan_on_zero_row": {"matryoshka_truncate": '''
+def matryoshka_truncate(embeddings, dim):
+    head = embeddings[:, :dim]
+    return head / head.norm(dim=1, keepdim=True)
+'''},
+    # ----------------------------------------------------------------------------- task 5: int8
+    # converts without clamping: values beyond the range wrap around
+    "int8_no_clamp": {"int8_calibrated": '''
+def int8_calibrated(embeddings, calibration):
+    low, high = calibration.min(dim=0).values, calibration.max(dim=0).values
+    step = torch.where(high > low, (high - low) / 255, torch.ones_like(low))
+    return (torch.round((embeddings - low) / step) - 128).to(torch.int8)
+'''},
+    # takes the ranges from the embeddings being quantized, not from the calibration set
+    "int8_ranges_from_embeddings": {"int8_calibrated": '''
+def int8_calibrated(embeddings, calibration):
+    low, high = embeddings.min(dim=0).values, embeddings.max(dim=0).values
+    step = torch.where(high > low, (high - low) / 255, torch.ones_like(low))
+    return (torch.round((embeddings - low) / step) - 128).clamp(-128, 127).to(torch.int8)
+'''},
+    # truncates instead of rounding (NumPy's astype, as sentence-transformers does)
+    "int8_truncates": {"int8_calibrated": '''
+def int8_calibrated(embeddings, calibration):
+    low, high = calibration.min(dim=0).values, calibration.max(dim=0).values
+    step = torch.where(high > low, (high - low) / 255, torch.ones_like(low))
+    return (torch.floor((embeddings - low) / step) - 128).clamp(-128, 127).to(torch.int8)
+'''},
 }
 
 FAILING = {
-    "ndcg_without_ideal_normalisation": {"test_ndcg_basic", "test_ndcg_ideal",
-                                         "test_ndcg_edge_cases"},
-    "ndcg_ideal_from_retrieved_only": {"test_ndcg_basic", "test_ndcg_ideal",
-                                       "test_ndcg_edge_cases"},
-    "ndcg_discount_off_by_one": {"test_ndcg_basic", "test_ndcg_ideal", "test_ndcg_edge_cases"},
-    "ndcg_nan_without_relevant": {"test_ndcg_edge_cases"},
-    "recall_divides_by_k": {"test_recall_basic", "test_recall_edge_cases"},
-    "recall_counts_grade_zero": {"test_recall_basic", "test_recall_edge_cases"},
-    "recall_nan_without_relevant": {"test_recall_edge_cases"},
-    "maxsim_counts_document_padding": {"test_maxsim_basic", "test_maxsim_padding"},
-    "maxsim_counts_query_padding": {"test_maxsim_padding"},
-    "maxsim_mean_over_query_tokens": {"test_maxsim_basic", "test_maxsim_padding",
-                                      "test_maxsim_float64"},
-    "maxsim_imports_beyondbert": {"test_maxsim_basic", "test_maxsim_padding",
-                                  "test_maxsim_float64"},
-    "binary_zero_is_one": {"test_binary_quantize"},
-    "binary_little_endian": {"test_binary_quantize"},
-    "binary_wraps_beyondbert": {"test_binary_quantize"},
-    "hamming_counts_bytes": {"test_hamming_topk_basic", "test_hamming_topk_many"},
-    "hamming_byte_value_difference": {"test_hamming_topk_basic", "test_hamming_topk_many"},
-    "hamming_largest_first": {"test_hamming_topk_basic", "test_hamming_topk_many"},
-    "rescore_ignores_candidates": {"test_rescore"},
-    "rescore_keeps_first_stage_order": {"test_rescore"},
+    'ndcg_without_ideal_normalisation': {
+        'test_ndcg_basic',
+        'test_ndcg_edge_cases',
+        'test_ndcg_ideal'},
+    'ndcg_ideal_from_retrieved_only': {
+        'test_ndcg_basic',
+        'test_ndcg_edge_cases',
+        'test_ndcg_ideal'},
+    'ndcg_discount_off_by_one': {'test_ndcg_basic', 'test_ndcg_edge_cases', 'test_ndcg_ideal'},
+    'ndcg_nan_without_relevant': {'test_ndcg_edge_cases'},
+    'recall_divides_by_k': {'test_recall_basic', 'test_recall_edge_cases'},
+    'recall_counts_grade_zero': {'test_recall_basic', 'test_recall_edge_cases'},
+    'recall_nan_without_relevant': {'test_recall_edge_cases'},
+    'maxsim_counts_document_padding': {
+        'test_maxsim_basic',
+        'test_maxsim_padding',
+        'test_maxsim_query_padding'},
+    'maxsim_counts_query_padding': {'test_maxsim_padding', 'test_maxsim_query_padding'},
+    'maxsim_mean_over_query_tokens': {
+        'test_maxsim_basic',
+        'test_maxsim_float64',
+        'test_maxsim_padding'},
+    'maxsim_imports_beyondbert': {
+        'test_maxsim_basic',
+        'test_maxsim_float64',
+        'test_maxsim_padding',
+        'test_maxsim_query_padding'},
+    'binary_zero_is_one': {'test_binary_quantize', 'test_binary_quantize_random'},
+    'binary_little_endian': {'test_binary_quantize', 'test_binary_quantize_random'},
+    'binary_wraps_beyondbert': {'test_binary_quantize', 'test_binary_quantize_random'},
+    'hamming_counts_bytes': {'test_hamming_topk_basic', 'test_hamming_topk_many'},
+    'hamming_byte_value_difference': {'test_hamming_topk_basic', 'test_hamming_topk_many'},
+    'hamming_largest_first': {'test_hamming_topk_basic', 'test_hamming_topk_many'},
+    'rescore_ignores_candidates': {'test_rescore', 'test_rescore_random'},
+    'rescore_keeps_first_stage_order': {'test_rescore', 'test_rescore_random'},
+    'maxsim_zeroes_doc_padding_only': {'test_maxsim_padding', 'test_maxsim_query_padding'},
+    'ndcg_returns_tensor': {'test_ndcg_basic'},
+    'matryoshka_normalise_first': {'test_matryoshka', 'test_matryoshka_hidden'},
+    'matryoshka_no_renormalisation': {'test_matryoshka', 'test_matryoshka_hidden'},
+    'matryoshka_nan_on_zero_row': {'test_matryoshka_hidden'},
+    'int8_no_clamp': {'test_int8', 'test_int8_hidden'},
+    'int8_ranges_from_embeddings': {'test_int8', 'test_int8_calibration_set', 'test_int8_hidden'},
+    'int8_truncates': {'test_int8', 'test_int8_calibration_set', 'test_int8_hidden'},
 }
