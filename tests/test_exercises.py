@@ -176,3 +176,56 @@ def test_student_version_hides_solutions_and_hidden_tests(exercise):
     for cell in student.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, "outputs not cleared"
+
+
+def _forbidden_names() -> dict[str, list[str]]:
+    """``FORBIDDEN_NAMES`` of nbgrader_config.py (a literal), read without running the config."""
+    import ast
+
+    tree = ast.parse((REPO / "nbgrader_config.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FORBIDDEN_NAMES"
+                                                for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def test_forbidden_names_are_refused_in_the_set_up_cell_too():
+    """What the sandbox refuses by name, the exercise's set-up cell refuses in the student's own
+    kernel, so the visible tests show the same message before the student hands in."""
+    import re
+
+    forbidden = _forbidden_names()
+    assert forbidden, "nbgrader_config.py defines no FORBIDDEN_NAMES"
+    for exercise, names in forbidden.items():
+        nb = nbformat.read(REPO / "solutions" / f"{exercise}.ipynb", as_version=4)
+        (setup,) = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "setup"]
+        call = re.search(r"refuse\((.*?)\)", setup.source, re.S)
+        assert call, f"{exercise}: the set-up cell does not call refuse(...)"
+        assert sorted(re.findall(r'"([^"]+)"', call.group(1))) == sorted(names), exercise
+
+
+def test_the_sandbox_library_refuses_forbidden_names(tmp_path):
+    """filtered_library drops the beyondbert modules and lists the other names; the worker's
+    refuse_listed makes each of them raise ForbiddenFunction (in a fresh process)."""
+    import subprocess
+    import sys
+
+    from beyondbert.sandbox.forbidden import NAMES_FILE
+    from beyondbert.sandbox.launcher import filtered_library
+
+    copy = filtered_library(tmp_path, ("beyondbert.quantization",
+                                       "torch.fake_quantize_per_tensor_affine"))
+    assert not (copy / "quantization.py").exists()
+    assert (copy / NAMES_FILE).read_text().split() == ["torch.fake_quantize_per_tensor_affine"]
+    script = (
+        "import torch\n"
+        "from beyondbert.sandbox.forbidden import ForbiddenFunction, refuse_listed\n"
+        f"assert refuse_listed({str(copy)!r}) == ['torch.fake_quantize_per_tensor_affine']\n"
+        "try:\n"
+        "    torch.fake_quantize_per_tensor_affine(torch.ones(2), 0.1, 0, 0, 255)\n"
+        "except ForbiddenFunction as err:\n"
+        "    print('refused:', err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "refused: torch.fake_quantize_per_tensor_affine is not allowed" in out.stdout, out.stderr
