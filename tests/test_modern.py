@@ -119,3 +119,24 @@ def test_swiglu_width_keeps_parameters_close_to_a_4x_gelu_mlp():
     dim = 96
     hidden = swiglu_hidden_size(dim)
     assert hidden % 8 == 0 and abs(3 * dim * hidden - 2 * dim * 4 * dim) / (8 * dim * dim) < 0.05
+
+
+def test_pre_norm_bert_encoder_moves_only_the_norms():
+    from beyondbert.bert import BertConfig, BertEncoder
+    from beyondbert.modern import PreNormBertEncoder
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=8)
+    post, pre = BertEncoder(cfg), PreNormBertEncoder(cfg)
+    missing, unexpected = pre.load_state_dict(post.state_dict(), strict=False)
+    assert missing == ["norm.weight", "norm.bias"] and unexpected == []   # the same layers, plus one final norm
+    ids = torch.randint(5, 50, (2, 8))
+    layer = pre.layers[0]
+    x = pre.embeddings(ids, torch.zeros_like(ids))
+    mask = torch.ones(2, 1, 1, 8, dtype=torch.bool)
+    attended, _ = layer.attention(layer.attention_norm(x), mask)
+    h = x + attended
+    expected = h + layer.ffn_out(torch.nn.functional.gelu(layer.ffn_in(layer.ffn_norm(h))))
+    assert torch.allclose(layer(x, mask)[0], expected, atol=1e-6)
+    assert pre(ids).last_hidden_state.shape == (2, 8, 16)

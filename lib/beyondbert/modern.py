@@ -214,3 +214,108 @@ class ModernEncoder(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class PreNormBertLayer(nn.Module):
+    """BERT's layer with the LayerNorm moved *before* each sub-block (pre-norm; Xiong et al., 2020).
+
+    Same parameters as :class:`~beyondbert.bert.BertLayer` (attention, GELU feed-forward, two
+    LayerNorms); only where the norms sit changes: ``x + MHA(LN(x))``, then ``x + FFN(LN(x))``.
+    """
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        from .attention import MultiHeadAttention
+
+        self.attention = MultiHeadAttention(cfg.hidden_size, cfg.num_attention_heads)
+        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn_in = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.ffn_out = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x ``(batch, seq, dim)``, mask bool ``(batch, 1, 1, seq)`` -> (x, attention weights)."""
+        attended, weights = self.attention(self.attention_norm(x), mask)
+        x = x + attended
+        x = x + self.ffn_out(nn.functional.gelu(self.ffn_in(self.ffn_norm(x))))
+        return x, weights
+
+
+class PreNormBertEncoder(nn.Module):
+    """:class:`~beyondbert.bert.BertEncoder` with pre-norm layers and one final LayerNorm.
+
+    The single-factor twin of BERT's post-norm encoder for the stability experiment: embeddings,
+    attention, feed-forward and widths are BERT's; only the position of the norms differs.
+    """
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        from .bert import BertEmbeddings
+
+        self.config = cfg
+        self.embeddings = BertEmbeddings(cfg)
+        self.layers = nn.ModuleList(PreNormBertLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> BertOutput:
+        """input_ids, attention_mask ``(batch, seq)`` -> :class:`~beyondbert.bert.BertOutput`."""
+        attention_mask = check_ids_and_mask(input_ids, attention_mask)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        mask = padding_mask(attention_mask)
+        x = self.embeddings(input_ids, token_type_ids)
+        for layer in self.layers:
+            x, _ = layer(x, mask)
+        return BertOutput(last_hidden_state=self.norm(x))
+
+
+def stability_run(tokenizer_json: str, norm: str, *, layers: int = 6, dim: int = 64, heads: int = 4,
+                  max_len: int = 32, batch_size: int = 16, steps: int = 150, lr: float = 1e-2,
+                  n_train: int = 270, seed: int = 0) -> dict:
+    """Train a deep tiny BERT at a high learning rate **without warm-up**, post-norm or pre-norm.
+
+    ``norm="post"`` is BERT's :class:`~beyondbert.bert.BertEncoder`; ``"pre"`` is
+    :class:`PreNormBertEncoder`, the same layers with the norms moved. Dynamic masking on
+    FULL-SENTENCES blocks of the first ``n_train`` news articles, AdamW at a constant ``lr``.
+    Returns ``{"loss": per-step MLM loss (nan once non-finite), "unigram_loss"}``: a run that learned
+    ends well below the unigram loss; one that diverged stays at or above it.
+    """
+    from tokenizers import Tokenizer
+
+    from .bert import BertConfig, BertEncoder
+    from .mlm import (MaskedBatches, MaskedLM, count_baselines, encode_segments, full_sentences, init_weights,
+                      pretraining_loss, tokenize_documents)
+    from .seeding import seed_everything, torch_threads
+    from .tokenization import news_corpus
+
+    if norm not in ("post", "pre"):
+        raise ValueError(f"norm must be 'post' or 'pre', got {norm!r}")
+    tok = Tokenizer.from_str(tokenizer_json)
+    cls, sep, pad, mask = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]"))
+    vocab = tok.get_vocab_size()
+    docs = tokenize_documents(tok, news_corpus()[:n_train])
+    data = encode_segments([(b,) for b in full_sentences(docs, max_len, sep)], max_len, cls, sep, pad)
+    del data["token_type_ids"]
+    seed_everything(seed, threads=None)
+    batches = MaskedBatches(data, batch_size, [pad, cls, sep], mask, vocab, masking="dynamic", seed=seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=4 * dim, max_position_embeddings=max_len, type_vocab_size=1, pad_token_id=pad)
+    model = init_weights(MaskedLM(BertEncoder(cfg) if norm == "post" else PreNormBertEncoder(cfg), dim))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    losses = []
+    model.train()
+    with torch_threads(1):
+        for _ in range(steps):
+            loss, parts = pretraining_loss(model, batches())
+            if not math.isfinite(parts["mlm_loss"]):
+                losses += [math.nan] * (steps - len(losses))
+                break
+            losses.append(parts["mlm_loss"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    ids = data["input_ids"]
+    targets = torch.where(torch.isin(ids, torch.tensor([pad, cls, sep])), torch.full_like(ids, -100), ids)
+    baseline = count_baselines(docs, ids, targets, vocab)["unigram_loss"]
+    return {"loss": losses, "unigram_loss": baseline}
