@@ -558,3 +558,25 @@ def test_only_the_failing_student_is_graded_again_and_a_machine_fault_is_never_s
     assert list(problems) == ["carol"]
     assert problems["carol"].startswith("not graded: the grading machine could not start")
     assert "tried 3 times" in problems["carol"] and "Resource temporarily" in problems["carol"]
+
+
+def test_an_error_nbgrader_names_nobody_for_is_found_by_halving(tmp_path, monkeypatch):
+    from beyondbert.grading import course as nbg
+
+    for student in ("alice", "bob", "carol", "dave"):
+        (tmp_path / "submitted" / student / EXERCISE).mkdir(parents=True)
+    runs = []
+
+    def fake(course, exercise, selection, force, unsafe_no_sandbox, cell_timeout, time_budget,
+             graded, ledger=None):
+        runs.append(selection)
+        excluded = selection[0].split("=", 1)[1].split(",") if selection else []
+        if selection and selection[0] == "--student=dave":
+            return "nbgrader could not grade it", []
+        if not selection or (selection[0].startswith("--CourseDirectory") and "dave" not in excluded):
+            return "nbgrader could not grade it", []
+        return None, []
+
+    monkeypatch.setattr(nbg, "_nbgrader_autograde", fake)
+    problems = nbg.autograde_batch(tmp_path, EXERCISE, ["alice", "bob", "carol", "dave"])
+    assert list(problems) == ["dave"] and len(runs) == 5  # all, 2 halves, then carol and dave

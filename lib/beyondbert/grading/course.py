@@ -451,7 +451,7 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
     ``cell_timeout`` and ``time_budget`` override its seconds per cell and per submission.
 
     nbgrader goes on past a submission it cannot grade and names it at the end: only those are
-    graded again, each alone (their time budget is per student per autograde, kept in
+    graded again, each alone (an error it names nobody for: each half of the batch again) (their time budget is per student per autograde, kept in
     ``ledger``: a retry gets what is left of it). A submission whose sandbox could not start (a
     fault of the machine, never of the student) is tried up to ``MACHINE_RETRIES`` more times,
     and if it still has none, it is flagged as not graded, never scored.
@@ -469,8 +469,10 @@ def autograde_batch(course: Path, exercise: str, students: list[str], force: boo
         return {}
     if len(students) == 1:
         failed = list(students)
-    elif not failed:  # the run stopped without naming anyone: each is graded alone
-        failed = list(students)
+    elif not failed:  # an error nbgrader names nobody for: each half is graded again
+        half = len(students) // 2
+        return (autograde_batch(course, exercise, students[:half], **options)
+                | autograde_batch(course, exercise, students[half:], **options))
     problems = {}
     for student in failed:
         tries = 1
