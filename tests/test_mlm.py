@@ -164,3 +164,33 @@ def test_pretraining_lowers_the_loss_for_both_encoders():
         history = pretrain(model, batches, 60, lr=3e-3)
         assert sum(history["mlm_loss"][-10:]) / 10 < sum(history["mlm_loss"][:10]) / 10 - 0.5
         assert history["steps_per_second"][0] > 0
+
+
+def test_count_baselines_bigram_uses_the_left_neighbour_as_the_model_sees_it():
+    from beyondbert.mlm import count_baselines
+
+    docs = [[[10, 11, 12, 10, 11, 13]], [[10, 11]]]      # 10 is followed by 11 three times
+    inputs = torch.tensor([[CLS, 10, MASK, 12, 10, 11, SEP]])
+    labels = torch.full_like(inputs, IGNORE_INDEX)
+    labels[0, 2], labels[0, 5], labels[0, 3] = 11, 11, 12   # after 10 -> 11 (right); after 10 -> 11; after [MASK]
+    out = count_baselines(docs, inputs, labels, vocab_size=20)
+    assert out["targets"] == 3
+    assert out["bigram_accuracy"] == pytest.approx(2 / 3)  # [MASK] on the left: falls back to the unigram guess (10)
+    assert out["unigram_accuracy"] == 0.0                   # the most frequent token is 10
+    assert out["unigram_loss"] > 0
+
+
+def test_lee_pretraining_one_factor_and_memorisation():
+    from beyondbert.mlm import lee_pretraining
+    from beyondbert.tokenization import news_corpus, train_wordpiece
+
+    tok = train_wordpiece(news_corpus(), 400).to_str()
+    with pytest.raises(ValueError, match="segment-pair"):
+        lee_pretraining("roberta", tok, nsp=True)
+    run = lee_pretraining("roberta", tok, masking="static", dupe_factor=2, steps=2, eval_every=0, memorisation=64,
+                          dim=32, heads=2, n_train=40)
+    assert run["settings"] == {"inputs": "full-sentences", "masking": "static", "nsp": False, "dupe_factor": 2,
+                               "encoder": "original"}
+    assert set(run["memorisation"]) == {"training_masks", "fresh_masks"}
+    pairs = lee_pretraining("bert", tok, masking="dynamic", nsp=False, steps=2, eval_every=0, dim=32, heads=2, n_train=40)
+    assert pairs["settings"]["inputs"] == "segment-pair" and "nsp_loss" not in pairs["history"]

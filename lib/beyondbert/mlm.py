@@ -16,6 +16,7 @@ import math
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import torch
@@ -370,20 +371,75 @@ def tokenize_documents(tokenizer, texts: Sequence[str]) -> list[list[list[int]]]
     return docs
 
 
-def lee_pretraining(recipe: str, tokenizer_json: str, *, encoder: str = "original", dim: int = 64,
+def count_baselines(train_docs: Sequence[Sequence[Sequence[int]]], inputs: torch.Tensor, labels: torch.Tensor,
+                    vocab_size: int) -> dict[str, float]:
+    """What counting alone reaches on masked targets: the trivial baselines every MLM must beat.
+
+    ``train_docs``: per document, per sentence, the training token ids. ``inputs``/``labels``
+    ``(n, seq)``: the masked test sequences and their labels (``-100`` where not a target).
+
+    * ``unigram_accuracy``: always predict the most frequent training token;
+    * ``unigram_loss``: cross-entropy (nats) of the training unigram distribution (add-one smoothed);
+    * ``bigram_accuracy``: predict the most frequent successor, in the training text, of the left
+      neighbour *as the model sees it* (the masked input: a ``[MASK]`` or an unseen left neighbour
+      falls back to the most frequent token).
+    """
+    check_tensor(inputs, "inputs")
+    if inputs.shape != labels.shape:
+        raise ValueError(f"inputs and labels must have the same shape, got {tuple(inputs.shape)} and "
+                         f"{tuple(labels.shape)}")
+    unigram: Counter[int] = Counter()
+    successors: dict[int, Counter[int]] = {}
+    for doc in train_docs:
+        flat = [t for sentence in doc for t in sentence]
+        unigram.update(flat)
+        for a, b in zip(flat, flat[1:]):
+            successors.setdefault(a, Counter())[b] += 1
+    if not unigram:
+        raise ValueError("train_docs holds no tokens")
+    top = unigram.most_common(1)[0][0]
+    best_next = {a: c.most_common(1)[0][0] for a, c in successors.items()}
+    rows, cols = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError("labels hold no target (every label is -100)")
+    targets = labels[rows, cols]
+    left = inputs[rows, (cols - 1).clamp(min=0)].tolist()
+    bigram = torch.tensor([best_next.get(a, top) for a in left])
+    total = sum(unigram.values())
+    log_p = torch.tensor([math.log((unigram[t] + 1) / (total + vocab_size)) for t in targets.tolist()])
+    return {"unigram_accuracy": (targets == top).float().mean().item(), "unigram_loss": -log_p.mean().item(),
+            "bigram_accuracy": (bigram == targets).float().mean().item(), "targets": len(targets)}
+
+
+RECIPES = {  # Devlin et al. (2019) vs Liu et al. (2019): inputs, masking, NSP
+    "bert": {"inputs": "segment-pair", "masking": "static", "nsp": True},
+    "roberta": {"inputs": "full-sentences", "masking": "dynamic", "nsp": False},
+}
+
+
+def lee_pretraining(recipe: str, tokenizer_json: str, *, encoder: str = "original", inputs: str | None = None,
+                    masking: str | None = None, dupe_factor: int = 1, nsp: bool | None = None, dim: int = 64,
                     layers: int = 2, heads: int = 4, max_len: int = 64, batch_size: int = 32,
-                    steps: int = 400, lr: float = 3e-3, n_train: int = 270, eval_every: int = 50,
-                    seed: int = 0) -> dict:
-    """Pre-train a tiny encoder on gensim's news articles with BERT's or RoBERTa's recipe.
+                    steps: int = 400, lr: float = 3e-3, warmup: float = 0.1, n_train: int = 270,
+                    eval_every: int = 50, seed: int = 0, memorisation: int = 0) -> dict:
+    """Pre-train a tiny encoder on gensim's news articles with BERT's or RoBERTa's recipe, or one factor changed.
 
-    ``recipe="bert"``: static masking (drawn once), SEGMENT-PAIR inputs with next-sentence
-    prediction, two segment embeddings. ``recipe="roberta"``: dynamic masking, FULL-SENTENCES
-    inputs, no NSP, one segment embedding. ``encoder="original"`` is the post-norm BERT encoder
-    (:mod:`beyondbert.bert`), ``"modern"`` the Transformer++ encoder (:mod:`beyondbert.modern`).
-    The first ``n_train`` articles train; the rest are cut into FULL-SENTENCES blocks whose masks
-    are drawn once (seed 1234), the same held-out test for every recipe.
+    ``recipe="bert"``: static masking, SEGMENT-PAIR inputs with next-sentence prediction, two
+    segment embeddings. ``recipe="roberta"``: dynamic masking, FULL-SENTENCES inputs, no NSP, one
+    segment embedding. ``inputs`` (``"segment-pair"``/``"full-sentences"``), ``masking``
+    (``"static"``/``"dynamic"``), ``dupe_factor`` (static masks per sequence; BERT used 10) and
+    ``nsp`` override the recipe's choice, one factor at a time. ``encoder="original"`` is the
+    post-norm BERT encoder (:mod:`beyondbert.bert`), ``"modern"`` the Transformer++ encoder
+    (:mod:`beyondbert.modern`). The first ``n_train`` articles train; the rest are cut into
+    FULL-SENTENCES blocks whose masks are drawn once (seed ``1234 + seed``), the same held-out test
+    for every run of a seed.
 
-    Returns ``{"history", "state_dict", "n_parameters", "train_sequences", "eval_masked_tokens"}``.
+    ``memorisation``: if > 0, the model is also evaluated on that many training sequences, with the
+    masks it was trained on (for static masking, its first copy) and with fresh masks of the same
+    sequences: a model that memorised its masks does better on the first.
+
+    Returns ``{"history", "state_dict", "n_parameters", "train_sequences", "eval_masked_tokens",
+    "settings"}`` (+ ``"memorisation": {"training_masks", "fresh_masks"}``).
     """
     from tokenizers import Tokenizer
 
@@ -392,12 +448,19 @@ def lee_pretraining(recipe: str, tokenizer_json: str, *, encoder: str = "origina
     from .seeding import seed_everything
     from .tokenization import news_corpus
 
-    if recipe not in ("bert", "roberta"):
+    if recipe not in RECIPES:
         raise ValueError(f"recipe must be 'bert' or 'roberta', got {recipe!r}")
+    settings = {**RECIPES[recipe], **{k: v for k, v in (("inputs", inputs), ("masking", masking), ("nsp", nsp))
+                                       if v is not None}}
+    if settings["inputs"] not in ("segment-pair", "full-sentences"):
+        raise ValueError(f"inputs must be 'segment-pair' or 'full-sentences', got {settings['inputs']!r}")
+    if settings["nsp"] and settings["inputs"] != "segment-pair":
+        raise ValueError("next-sentence prediction needs segment-pair inputs")
     if encoder not in ("original", "modern"):
         raise ValueError(f"encoder must be 'original' or 'modern', got {encoder!r}")
-    if encoder == "modern" and recipe == "bert":
-        raise ValueError("the modern encoder has no segment embeddings: use recipe='roberta'")
+    pairs_input = settings["inputs"] == "segment-pair"
+    if encoder == "modern" and pairs_input:
+        raise ValueError("the modern encoder has no segment embeddings: use full-sentences inputs")
     tok = Tokenizer.from_str(tokenizer_json)
     cls, sep, pad, mask = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]"))
     vocab, special = tok.get_vocab_size(), [pad, cls, sep]
@@ -405,32 +468,50 @@ def lee_pretraining(recipe: str, tokenizer_json: str, *, encoder: str = "origina
     train_docs, test_docs = tokenize_documents(tok, texts[:n_train]), tokenize_documents(tok, texts[n_train:])
 
     seed_everything(seed, threads=None)
-    if recipe == "bert":
+    if pairs_input:
         pairs = nsp_pairs(train_docs, max_len, random.Random(seed))
         data = encode_segments([(a, b) for a, b, _ in pairs], max_len, cls, sep, pad)
-        data["next_sentence_label"] = torch.tensor([label for _, _, label in pairs])
+        if settings["nsp"]:
+            data["next_sentence_label"] = torch.tensor([label for _, _, label in pairs])
     else:
         blocks = full_sentences(train_docs, max_len, sep)
         data = encode_segments([(b,) for b in blocks], max_len, cls, sep, pad)
         del data["token_type_ids"]
-    batches = MaskedBatches(data, batch_size, special, mask, vocab,
-                            masking="static" if recipe == "bert" else "dynamic", seed=seed)
+    batches = MaskedBatches(data, batch_size, special, mask, vocab, masking=settings["masking"],
+                            dupe_factor=dupe_factor if settings["masking"] == "static" else 1, seed=seed)
 
     test = encode_segments([(b,) for b in full_sentences(test_docs, max_len, sep)], max_len, cls, sep, pad)
     del test["token_type_ids"]
     test["input_ids"], test["labels"] = mask_tokens(test["input_ids"], special, mask, vocab,
-                                                    generator=torch.Generator().manual_seed(1234))
+                                                    generator=torch.Generator().manual_seed(1234 + seed))
     test_batches = [{k: v[i:i + 64] for k, v in test.items()} for i in range(0, len(test["input_ids"]), 64)]
 
     if encoder == "original":
         cfg = BertConfig(vocab_size=vocab, hidden_size=dim, num_hidden_layers=layers, num_attention_heads=heads,
                          intermediate_size=4 * dim, max_position_embeddings=max_len,
-                         type_vocab_size=2 if recipe == "bert" else 1, pad_token_id=pad)
+                         type_vocab_size=2 if pairs_input else 1, pad_token_id=pad)
         body = BertEncoder(cfg)
     else:
         body = ModernEncoder(vocab, dim, layers, heads, max_len, pad_token_id=pad)
-    model = init_weights(MaskedLM(body, dim, nsp=recipe == "bert"))
-    history = pretrain(model, batches, steps, lr=lr, evaluate=lambda m: evaluate_mlm(m, test_batches),
-                       eval_every=eval_every, desc=f"{recipe} recipe, {encoder} encoder")
-    return {"history": history, "state_dict": model.state_dict(), "n_parameters": count_parameters(model),
-            "train_sequences": len(batches), "eval_masked_tokens": history["eval"][-1][1]["masked_tokens"]}
+    model = init_weights(MaskedLM(body, dim, nsp=bool(settings["nsp"])))
+    label = f"{settings['inputs']}, {settings['masking']}" + (f" x{dupe_factor}" if settings["masking"] == "static" else "")
+    history = pretrain(model, batches, steps, lr=lr, warmup=warmup, evaluate=lambda m: evaluate_mlm(m, test_batches),
+                       eval_every=eval_every, desc=f"{label}{', NSP' if settings['nsp'] else ''}, {encoder}")
+    result = {"history": history, "state_dict": model.state_dict(), "n_parameters": count_parameters(model),
+              "train_sequences": len(batches), "eval_masked_tokens": history["eval"][-1][1]["masked_tokens"],
+              "settings": {**settings, "dupe_factor": dupe_factor, "encoder": encoder}}
+    if memorisation:
+        n = min(memorisation, len(data["input_ids"]))
+        seen = {k: v[:n] for k, v in batches.data.items()}  # static: the first copy, as trained
+        if settings["masking"] == "dynamic":  # no mask is ever reused: any draw is as fresh as another
+            seen["input_ids"], seen["labels"] = mask_tokens(data["input_ids"][:n], special, mask, vocab,
+                                                            generator=torch.Generator().manual_seed(seed))
+        fresh = {k: v[:n] for k, v in data.items()}
+        fresh["input_ids"], fresh["labels"] = mask_tokens(fresh["input_ids"], special, mask, vocab,
+                                                          generator=torch.Generator().manual_seed(4321 + seed))
+        split = lambda d: [{k: v[i:i + 64] for k, v in d.items() if k != "next_sentence_label"}  # noqa: E731
+                           for i in range(0, n, 64)]
+        with torch_threads(1):
+            result["memorisation"] = {"training_masks": evaluate_mlm(model, split(seen)),
+                                      "fresh_masks": evaluate_mlm(model, split(fresh))}
+    return result
