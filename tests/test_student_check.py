@@ -9,6 +9,7 @@ graded by nbgrader, and compare.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, OrderedDict, defaultdict, namedtuple
 from pathlib import Path
 
@@ -337,30 +338,36 @@ MISMATCHES = {
 }
 
 
+ONE_KERNEL = '''
+import contextlib, io, json, sys
+import nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+namespace, verdicts = {"__name__": "__main__"}, {}
+for cell in nb.cells:
+    if cell.cell_type != "code":
+        continue
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(cell.source, "<cell>", "exec"), namespace)
+        passed = True
+    except Exception:
+        passed = False
+    meta = cell.metadata.get("nbgrader", {})
+    if meta.get("grade") and not meta.get("solution"):
+        verdicts[meta["grade_id"]] = passed
+print(json.dumps(verdicts))
+'''
+
+
 def run_in_one_kernel(notebook: Path) -> dict[str, bool]:
-    """A student's own run: every code cell in one namespace, in order; ``{grade_id: passed}``."""
-    import contextlib
-    import io
+    """A student's own run: every code cell in one fresh Python process, in order, as a kernel
+    runs them (a set-up cell may patch torch: not in the test process); ``{grade_id: passed}``."""
+    import subprocess
+    import sys
 
-    import nbformat
-
-    from beyondbert.grading.check import is_test_cell
-
-    nb = nbformat.read(notebook, as_version=4)
-    namespace: dict = {"__name__": "__main__"}
-    verdicts = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(cell.source, "<cell>", "exec"), namespace)
-            passed = True
-        except Exception:  # noqa: BLE001 - a failing cell, as in a kernel
-            passed = False
-        if is_test_cell(cell):
-            verdicts[cell.metadata.nbgrader["grade_id"]] = passed
-    return verdicts
+    done = subprocess.run([sys.executable, "-c", ONE_KERNEL, str(notebook)], capture_output=True,
+                          text=True, cwd=notebook.parent, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def same_everywhere(exercise: str, folder: Path) -> dict:
