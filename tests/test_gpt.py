@@ -123,3 +123,35 @@ def test_sinusoidal_positions_stay_fixed():
     m = TinyGPT(GPTConfig(vocab_size=8, context=6, dim=8, n_layers=1, n_heads=2, positions="sinusoidal"))
     assert not m.positions.weight.requires_grad
     assert math.isclose(m.positions.weight[1, 0].item(), math.sin(1.0), rel_tol=1e-6)
+
+
+def test_generate_returns_the_log_probs_of_generation_time(model):
+    ids = torch.randint(0, 20, (3, 4), generator=torch.Generator().manual_seed(5))
+    out, logprobs = generate(model, ids, 14, generator=torch.Generator().manual_seed(0),
+                             temperature=0.7, return_logprobs=True)
+    assert out.shape == (3, 18) and logprobs.shape == (3, 14)
+    # beyond the context (12) the model read only the last 12 tokens: rescoring from position 0
+    # would differ, the generation-time contexts give these numbers
+    for t in range(4, 18):
+        with torch.no_grad():
+            expected = model(out[:, max(0, t - 12):t])[:, -1].log_softmax(-1)
+        assert torch.allclose(logprobs[:, t - 4], expected.gather(-1, out[:, t:t + 1]).squeeze(-1), atol=1e-5)
+    same = generate(model, ids, 14, generator=torch.Generator().manual_seed(0), temperature=0.7)
+    assert torch.equal(same, out)  # asking for log-probs does not change the text
+
+
+def test_distinct_ngrams():
+    from beyondbert.gpt import distinct_ngrams
+
+    assert distinct_ngrams("abcdef", 4) == 1.0
+    assert distinct_ngrams("aaaaaa", 4) == 1 / 3
+    with pytest.raises(ValueError, match="at least n"):
+        distinct_ngrams("abc", 4)
+
+
+def test_train_lm_trains_the_last_position(model):
+    data = torch.arange(300) % 7
+    train_lm(model, data, 80, batch=8, lr=3e-3)
+    x = data[:13][None]  # 12 inputs: the last position predicts the 13th token
+    with torch.no_grad():
+        assert model(x[:, :12])[0, -1].argmax().item() == x[0, 12].item()

@@ -105,3 +105,34 @@ def test_two_layers_learn_to_copy_and_one_layer_does_not():
     assert two["icl"][-1] < -2.0 and -1.5 < one["icl"][-1]
     for log in (one, two):  # the random tokens stay unpredictable
         assert log["random"][-1] > math.log(32) - 0.3
+
+
+def test_induction_mask_matches_the_definition():
+    from beyondbert.icl import induction_mask
+
+    blocks = torch.tensor([2, 5, 3])
+    mask = induction_mask(blocks, 12)
+    for row, block in enumerate(blocks.tolist()):
+        expected = torch.zeros(12, 12, dtype=torch.bool)
+        for t in range(12 - block, 11):
+            expected[t, t - block + 1] = True
+        assert torch.equal(mask[row], expected)
+
+
+def test_half_width_and_halfway_step():
+    from beyondbert.icl import halfway_step
+
+    losses = [0.2 + 3.8 / (1 + math.exp((s - 1000) / 20)) for s in STEPS]
+    found = phase_change(STEPS, losses)
+    assert found.half_width == found.step - found.start and 0 < found.half_width < found.width
+    rising = [1 / (1 + math.exp(-(s - 700) / 20)) for s in STEPS]
+    assert 690 <= halfway_step(STEPS, rising) <= 710
+    assert 990 <= halfway_step(STEPS, losses) <= 1010
+
+
+def test_train_induction_logs_per_head_scores():
+    log = train_induction(2, vocab=8, length=12, min_block=2, max_block=5, dim=16, n_heads=2,
+                          steps=20, batch=8, eval_every=10, eval_batch=32)
+    assert len(log["previous_token"]) == len(log["induction"]) == len(log["steps"]) == 3
+    assert len(log["previous_token"][0]) == 2 and len(log["previous_token"][0][0]) == 2
+    assert all(0 <= v <= 1 for per_step in log["induction"] for layer in per_step for v in layer)

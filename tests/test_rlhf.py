@@ -99,3 +99,38 @@ def test_ppo_and_dpo_move_the_policy_toward_the_reward(tiny):
     assert losses[-1] < losses[0]
     with torch.no_grad():
         assert completion_logprobs(policy, chosen, 2).sum().item() > before
+
+
+def test_word_score_rewards_real_short_words_and_penalises_repeats():
+    from beyondbert.rlhf import WordScore, corpus_vocabulary
+
+    vocab = corpus_vocabulary("The fire was near the town. The fire, the town; extraordinarily extraordinarily", 2)
+    assert vocab == {"the", "fire", "town", "extraordinarily"}
+    gold = WordScore(vocab, max_len=7)
+    assert gold("the fire") == 7 / 8
+    assert gold("the the the the") == (3 - 9) / 15  # a repeat costs its characters: degenerate text cannot game it
+    assert gold("    ") == 0.0 and gold("xq zzv") == 0.0
+    assert gold("extraordinarily") == 0.0  # a long word earns nothing
+    with pytest.raises(ValueError, match="vocabulary"):
+        WordScore(set())
+
+
+def test_simulated_ranking_is_bradley_terry_pairwise():
+    from beyondbert.rlhf import ranking_pairs, simulated_ranking
+
+    scores = torch.tensor([[0.3, 0.2, 0.25, 0.0]]).expand(20000, 4)
+    order = simulated_ranking(scores, torch.Generator().manual_seed(0), noise=0.05)
+    assert order.shape == (20000, 4) and torch.equal(order.sort(1).values, torch.arange(4).expand(20000, 4))
+    a_before_b = ((order == 0).float().argmax(1) < (order == 1).float().argmax(1)).float().mean().item()
+    assert abs(a_before_b - torch.sigmoid(torch.tensor(0.1 / 0.05)).item()) < 0.015
+    win, lose = ranking_pairs(torch.tensor([[2, 0, 3, 1]]))
+    assert win.shape == lose.shape == (1, 6)
+    assert set(zip(win[0].tolist(), lose[0].tolist())) == {(2, 0), (2, 3), (2, 1), (0, 3), (0, 1), (3, 1)}
+
+
+def test_ppo_logs_the_gold_score(tiny):
+    prompts = torch.randint(0, 6, (16, 2), generator=torch.Generator().manual_seed(1))
+    log = ppo(copy.deepcopy(tiny), tiny, lambda ids: (ids[:, 2:] == 0).float().mean(1), prompts, 4,
+              iterations=3, batch=8, gold_fn=lambda ids: (ids[:, 2:] == 1).float().mean(1))
+    assert len(log["gold"]) == len(log["reward"]) == len(log["kl"]) == 3
+    assert all(0 <= g <= 1 for g in log["gold"])

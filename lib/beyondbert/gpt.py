@@ -2,14 +2,18 @@
 
 The decoder is built from :class:`beyondbert.attention.MultiHeadAttention` with a causal mask, so
 position ``i`` only sees positions ``0..i`` and one forward pass gives the next-token loss of every
-position at once (Radford et al., 2018). ``pretrained_tiny_gpt`` trains a character-level one on
-gensim's ``lee_background.cor`` once per book build (through :func:`beyondbert.cache.cached`).
+position at once (Radford et al., 2018). The blocks are pre-norm with a final LayerNorm, as in
+GPT-2 (Radford et al., 2019, §2.3; GPT-1 was post-norm). ``pretrained_tiny_gpt`` trains a
+character-level one on gensim's ``lee_background.cor`` once per book build (through
+:func:`beyondbert.cache.cached`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import torch
@@ -56,6 +60,21 @@ def lee_text() -> str:
         return f.read()
 
 
+def corpus_vocabulary(text: str, min_count: int = 2) -> frozenset[str]:
+    """The lower-case words (runs of letters a-z) that occur at least ``min_count`` times in ``text``."""
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
+    counts = Counter(re.findall(r"[a-z]+", text.lower()))
+    return frozenset(w for w, c in counts.items() if c >= min_count)
+
+
+def real_word_share(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+    """Share of the words (runs of letters) of ``text`` that are in ``vocabulary``; the first and
+    last are left out (they may be cut by the window). NaN when no word is left."""
+    words = re.findall(r"[a-z]+", text.lower())[1:-1]
+    return sum(w in vocabulary for w in words) / len(words) if words else float("nan")
+
+
 # --------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
 class GPTConfig:
@@ -95,7 +114,7 @@ def sinusoidal_positions(context: int, dim: int) -> torch.Tensor:
 
 
 class DecoderBlock(nn.Module):
-    """Pre-norm block: ``x + attention(norm(x))`` with a causal mask, then ``x + mlp(norm(x))``."""
+    """Pre-norm block (GPT-2): ``x + attention(norm(x))`` with a causal mask, then ``x + mlp(norm(x))``."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -222,16 +241,21 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+    return_logprobs: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Append ``new_tokens`` tokens to ``ids`` ``(batch, seq)``; returns ``(batch, seq + new_tokens)``.
 
     ``greedy=True`` takes the most likely token; otherwise it samples from
     ``softmax(filter_logits(...))``. The model sees at most its last ``context`` tokens.
+    ``return_logprobs=True`` also returns ``(batch, new_tokens)``: the log-probability of each
+    chosen token under the model's own distribution (temperature 1, nothing filtered) given the
+    context it was generated from, i.e. how likely the model finds the text it wrote.
     """
     if not isinstance(new_tokens, int) or new_tokens < 0:
         raise ValueError(f"new_tokens must be a non-negative int, got {new_tokens!r}")
     was_training = model.training
     model.eval()
+    logprobs = []
     for _ in range(new_tokens):
         logits = model(ids[:, -model.cfg.context:])[:, -1]
         if greedy:
@@ -239,9 +263,23 @@ def generate(
         else:
             probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)
             nxt = torch.multinomial(probs, 1, generator=generator)
+        if return_logprobs:
+            logprobs.append(logits.log_softmax(dim=-1).gather(-1, nxt))
         ids = torch.cat([ids, nxt], dim=1)
     model.train(was_training)
+    if return_logprobs:
+        return ids, (torch.cat(logprobs, dim=1) if logprobs else ids.new_zeros(ids.shape[0], 0).float())
     return ids
+
+
+def distinct_ngrams(text: str, n: int = 4) -> float:
+    """Share of the ``n``-character sequences of ``text`` that are distinct (1 = no repeats; low = loops)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    grams = [text[i:i + n] for i in range(len(text) - n + 1)]
+    if not grams:
+        raise ValueError(f"text must hold at least n = {n} characters, got {len(text)}")
+    return len(set(grams)) / len(grams)
 
 
 # --------------------------------------------------------------------------- training
@@ -261,9 +299,12 @@ def train_lm(
     seed: int = 0,
     progress: bool = False,
 ) -> list[float]:
-    """AdamW on next-token loss over random ``context``-long windows of ``data``; returns the losses.
+    """AdamW on next-token loss over random windows of ``data``; returns the losses.
 
-    The learning rate warms up for 5% of the steps, then decays to 10% with a cosine.
+    Each window holds ``context + 1`` tokens: the model reads the first ``context`` and predicts
+    the next token at every position, the last one included (the position generation reads once
+    the text is longer than the context). The learning rate warms up for 5% of the steps, then
+    decays to 10% with a cosine.
     """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -278,8 +319,9 @@ def train_lm(
     losses = []
     model.train()
     for _ in steps_iter:
-        x = random_windows(data, batch, model.cfg.context, gen)
-        loss = lm_loss(model(x), x)
+        x = random_windows(data, batch, model.cfg.context + 1, gen)
+        logits = model(x[:, :-1])
+        loss = F.cross_entropy(logits.transpose(1, 2), x[:, 1:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -306,7 +348,7 @@ def perplexity(model: TinyGPT, data: torch.Tensor, batch: int = 64) -> float:
 
 
 # --------------------------------------------------------------------------- the shared model
-PRETRAIN = {"context": 64, "dim": 64, "n_layers": 2, "n_heads": 4, "steps": 400, "batch": 32,
+PRETRAIN = {"context": 64, "dim": 64, "n_layers": 2, "n_heads": 4, "steps": 1200, "batch": 32,
             "lr": 3e-3, "seed": 0, "held_out": 0.1}
 
 

@@ -104,8 +104,11 @@ def train_induction(
     ``eval_every`` steps it measures on a fixed batch of ``eval_batch`` sequences: the mean loss
     on the predictable repeated tokens, the mean loss on the other tokens (random: about
     ``ln vocab`` at best) and the ICL score (loss of the last prediction, always a copy, minus the
-    loss of the prediction at position 3, never one). Returns a dict of lists ``steps``,
-    ``repeated``, ``random``, ``icl``, ``train_losses``, plus the final ``state`` and ``config``.
+    loss of the prediction at position 3, never one: by construction, a copy's loss minus a random
+    token's loss) and, for every head, its :func:`previous_token_score` and
+    :func:`induction_score` on that batch. Returns a dict of lists ``steps``, ``repeated``,
+    ``random``, ``icl``, ``train_losses``; ``previous_token`` and ``induction`` (one
+    ``[layer][head]`` nested list per evaluation); plus the final ``state`` and ``config``.
 
     ``threads``: PyTorch threads while training (restored afterwards; ``None`` keeps the current
     setting). A model this small is all per-operation overhead: two threads are no faster than
@@ -125,12 +128,15 @@ def train_induction(
     model = TinyGPT(cfg)
     torch.nn.init.normal_(model.tokens.weight, std=embed_std)  # larger than GPT's 0.02: faster here
     gen = torch.Generator().manual_seed(seed)
-    eval_ids, eval_repeated, _ = repeated_random_tokens(
+    eval_ids, eval_repeated, eval_blocks = repeated_random_tokens(
         eval_batch, length, vocab, torch.Generator().manual_seed(seed + 1), min_block, max_block)
     eval_mask = predictable(eval_repeated)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (warmup + 1)))
-    log = {"steps": [], "repeated": [], "random": [], "icl": [], "train_losses": []}
+    log = {"steps": [], "repeated": [], "random": [], "icl": [], "train_losses": [],
+           "previous_token": [], "induction": []}
+    stripe = induction_mask(eval_blocks, length)
+    query = torch.arange(1, length)
     steps_iter = range(steps + 1)
     if progress:
         from tqdm import tqdm
@@ -141,7 +147,14 @@ def train_induction(
         for step in steps_iter:
             if step % eval_every == 0:
                 model.eval()
-                losses = token_losses(model, eval_ids)
+                with torch.no_grad():
+                    hidden, attentions = model.hidden_states(eval_ids)
+                    losses = lm_loss(model.head(hidden), eval_ids, reduction="none")
+                log["previous_token"].append(
+                    [att[:, :, query, query - 1].mean(dim=(0, 2)).tolist() for att in attentions])
+                log["induction"].append(
+                    [((att * stripe[:, None]).sum(dim=(0, 2, 3)) / stripe.sum()).tolist()
+                     for att in attentions])
                 log["steps"].append(step)
                 log["repeated"].append(losses[eval_mask].mean().item())
                 log["random"].append(losses[~eval_mask].mean().item())
@@ -186,6 +199,11 @@ class PhaseChange:
     @property
     def width(self) -> int:
         return self.end - self.start
+
+    @property
+    def half_width(self) -> int:
+        """Steps from the 90% level to the midpoint: the drop itself, without its slow tail."""
+        return self.step - self.start
 
     @property
     def sudden(self) -> bool:
@@ -258,9 +276,28 @@ def induction_score(attention: torch.Tensor, blocks: torch.Tensor) -> float:
         raise ValueError(f"blocks must be (batch,) = {tuple(attention.shape[:1])}, got "
                          f"{tuple(blocks.shape)}")
     seq = attention.shape[-1]
-    total, count = 0.0, 0
-    for row, block in enumerate(blocks.tolist()):
-        queries = torch.arange(seq - block, seq - 1)  # last query has no "next" key inside
-        total += attention[row, queries, queries - block + 1].sum().item()
-        count += len(queries)
-    return total / count
+    if blocks.numel() and not (1 <= int(blocks.min()) and int(blocks.max()) <= seq // 2):
+        raise ValueError(f"blocks must be in 1..seq // 2 = {seq // 2}, got {blocks.tolist()}")
+    return float((attention * induction_mask(blocks, seq)).sum() / induction_mask(blocks, seq).sum())
+
+
+def induction_mask(blocks: torch.Tensor, seq: int) -> torch.Tensor:
+    """Bool ``(batch, seq, seq)``: True at (query ``t``, key ``t - block + 1``) for the queries of
+    the second copy that have a "next" key (``seq - block <= t < seq - 1``)."""
+    t = torch.arange(seq)
+    query = (t >= seq - blocks[:, None]) & (t < seq - 1)  # (batch, seq)
+    key = t[None, :, None] - blocks[:, None, None] + 1      # (batch, seq, 1): wanted key per query
+    return query[:, :, None] & (t[None, None, :] == key)
+
+
+def halfway_step(steps: list[int], values: list[float], tail: float = 0.1) -> int:
+    """The first step at which ``values`` have covered half the way from their first value to
+    their final level (median of the last ``tail`` of the curve), rising or falling."""
+    if len(steps) != len(values) or len(steps) < 2:
+        raise ValueError(f"steps and values must be equally long lists of 2 or more, got "
+                         f"{len(steps)} and {len(values)}")
+    y = torch.tensor(values, dtype=torch.float64)
+    final = y[-max(1, round(tail * len(y))):].median().item()
+    middle = (y[0].item() + final) / 2
+    rising = final >= y[0].item()
+    return next(s for s, v in zip(steps, values) if (v >= middle if rising else v <= middle))

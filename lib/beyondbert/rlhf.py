@@ -2,10 +2,12 @@
 
 The pipeline of InstructGPT (Ouyang et al., 2022) on the course's tiny character-level GPT:
 
-1. a policy (the pretrained LM) writes two completions of a prompt;
-2. an annotator says which one is better (here a *simulated* annotator, :func:`annotator_score`);
+1. a policy (the pretrained LM) writes K completions of a prompt;
+2. an annotator ranks them (here a *simulated* annotator, :func:`simulated_ranking`, whose hidden
+   taste is a gold score such as :class:`WordScore`); a ranking of K gives C(K, 2) pairs;
 3. a reward model learns to score texts so that ``sigmoid(r_chosen - r_rejected)`` is the
-   probability of the annotator's choice (Bradley & Terry, 1952);
+   probability of the annotator's choice (Bradley & Terry, 1952): a learned *proxy* of the gold
+   score;
 4. PPO (Schulman et al., 2017) raises the reward while a KL penalty keeps the policy near the
    pretrained reference model; DPO (Rafailov et al., 2023) skips steps 3-4 and trains the policy
    on the pairs directly.
@@ -14,25 +16,86 @@ The pipeline of InstructGPT (Ouyang et al., 2022) on the course's tiny character
 from __future__ import annotations
 
 import copy
+import itertools
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_tensor
-from .gpt import TinyGPT, generate
+from .gpt import TinyGPT, corpus_vocabulary, generate  # noqa: F401  (corpus_vocabulary: re-exported)
 
 
 # --------------------------------------------------------------------------- the annotator
-def annotator_score(text: str) -> float:
-    """The simulated annotator's hidden taste: *short words* (a crude readability proxy).
+_WORD = re.compile(r"[a-z]+")
 
-    Score = number of spaces per character of the completion, in [0, 1]. Real annotators follow
-    written guidelines; this one follows a rule we can measure, so we can check every step.
-    """
+
+def annotator_score(text: str) -> float:
+    """A naive taste: spaces per character, in [0, 1]. Degenerate text games it ("a a a a")."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return text.count(" ") / max(1, len(text))
+
+
+class WordScore:
+    """The simulated annotator's hidden taste: *real, short, not repeated* words.
+
+    Score of a text = (characters of its words, i.e. runs of letters in lower case, which occur in
+    ``vocabulary`` and have at most ``max_len`` letters, at their first occurrence) minus (the
+    characters of every repeat of a word already seen), divided by the length of the text: in
+    [-1, 1]. Non-words, long words and spaces earn nothing and a repeat takes its characters away
+    again, so degenerate text cannot game it: "to to to to" scores (2 - 6) / 11.
+    """
+
+    def __init__(self, vocabulary: frozenset[str] | set[str], max_len: int = 7) -> None:
+        if not vocabulary:
+            raise ValueError("vocabulary must hold at least one word")
+        if not isinstance(max_len, int) or max_len < 1:
+            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        self.vocabulary, self.max_len = frozenset(vocabulary), max_len
+
+    def __call__(self, text: str) -> float:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        seen, credit = set(), 0
+        for word in _WORD.findall(text.lower()):
+            if word in seen:
+                credit -= len(word)
+            elif len(word) <= self.max_len and word in self.vocabulary:
+                credit += len(word)
+            seen.add(word)
+        return credit / max(1, len(text))
+
+
+def simulated_ranking(scores: torch.Tensor, generator: torch.Generator, noise: float = 0.05) -> torch.Tensor:
+    """The annotator ranks each prompt's K completions: ``scores (prompts, K)`` -> ``(prompts, K)``
+    indices, best first.
+
+    It ranks by ``score + noise * Gumbel`` noise, so any two completions come out in the order
+    ``a`` before ``b`` with probability ``sigmoid((s_a - s_b) / noise)`` (a difference of two
+    Gumbels is logistic): the Bradley-Terry model, as :func:`simulated_preferences`.
+    """
+    check_tensor(scores, "scores")
+    if scores.dim() != 2 or scores.shape[1] < 2:
+        raise ValueError(f"scores must be (prompts, K) with K >= 2, got {tuple(scores.shape)}")
+    if not noise > 0:
+        raise ValueError(f"noise must be > 0, got {noise!r}")
+    uniform = torch.rand(scores.shape, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    gumbel = -torch.log(-torch.log(uniform))
+    return (scores.double() + noise * gumbel).argsort(dim=1, descending=True)
+
+
+def ranking_pairs(order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All C(K, 2) (preferred, other) pairs of each ranking ``order (prompts, K)`` (best first).
+
+    Returns two ``(prompts, K * (K - 1) / 2)`` index tensors into the K completions of each prompt.
+    """
+    check_tensor(order, "order")
+    if order.dim() != 2 or order.shape[1] < 2:
+        raise ValueError(f"order must be (prompts, K) with K >= 2, got {tuple(order.shape)}")
+    first, second = zip(*itertools.combinations(range(order.shape[1]), 2))
+    return order[:, list(first)], order[:, list(second)]
 
 
 def simulated_preferences(
@@ -162,7 +225,7 @@ def train_reward_model(
 def ppo(
     policy: TinyGPT, reference: TinyGPT, reward_fn, prompts: torch.Tensor, new_tokens: int,
     *, iterations: int = 30, batch: int = 64, kl_coef: float = 0.05, clip: float = 0.2,
-    epochs: int = 4, lr: float = 1e-3, seed: int = 0, progress: bool = False,
+    epochs: int = 4, lr: float = 1e-3, seed: int = 0, progress: bool = False, gold_fn=None,
 ) -> dict:
     """PPO with a per-sequence KL penalty to the frozen ``reference`` (trains ``policy`` in place).
 
@@ -171,12 +234,16 @@ def ppo(
     ``kl_coef * sum_t (log pi - log pi_ref)``, and takes ``epochs`` steps on the clipped
     objective with the batch-normalised total as the advantage of every token (a batch-mean
     baseline instead of a learned value model). Returns lists ``reward``, ``kl`` (per-sequence
-    estimate, nats) and ``objective`` per iteration.
+    estimate, nats) and ``objective`` per iteration, measured on that iteration's samples (drawn
+    before its update), and ``gold`` when ``gold_fn`` (same signature as ``reward_fn``; a score
+    the policy never sees) is given.
     """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     prompt_len = prompts.shape[1]
     log = {"reward": [], "kl": [], "objective": []}
+    if gold_fn is not None:
+        log["gold"] = []
     iters = range(iterations)
     if progress:
         from tqdm import tqdm
@@ -192,6 +259,8 @@ def ppo(
             kl = (logp_old - logp_ref).sum(-1)
             total = reward - kl_coef * kl
             adv = ((total - total.mean()) / (total.std() + 1e-8))[:, None].expand_as(logp_old)
+            if gold_fn is not None:
+                log["gold"].append(float(torch.as_tensor(gold_fn(ids), dtype=torch.float64).mean()))
         policy.train()
         for _ in range(epochs):
             objective = ppo_clipped_objective(completion_logprobs(policy, ids, prompt_len),
@@ -210,9 +279,13 @@ def ppo(
 def dpo(
     policy: TinyGPT, reference: TinyGPT, chosen: torch.Tensor, rejected: torch.Tensor,
     prompt_len: int, *, beta: float = 0.1, steps: int = 150, batch: int = 64, lr: float = 1e-4,
-    seed: int = 0, progress: bool = False,
+    seed: int = 0, progress: bool = False, evaluate=None, eval_every: int = 10,
 ) -> list[float]:
-    """DPO on preference pairs ``(pairs, seq)`` (trains ``policy`` in place); returns the losses."""
+    """DPO on preference pairs ``(pairs, seq)`` (trains ``policy`` in place); returns the losses.
+
+    ``evaluate(step)``, if given, is called before the first step and after every ``eval_every``
+    steps (policy in eval mode), e.g. to sample from the policy and log its gold score and KL.
+    """
     if chosen.shape != rejected.shape:
         raise ValueError(f"chosen and rejected must have the same shape, got "
                          f"{tuple(chosen.shape)} and {tuple(rejected.shape)}")
@@ -226,9 +299,14 @@ def dpo(
         from tqdm import tqdm
 
         steps_iter = tqdm(steps_iter, desc=f"DPO, beta {beta}", ascii=True, mininterval=2)
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
     losses = []
-    policy.train()
-    for _ in steps_iter:
+    for step in steps_iter:
+        if evaluate is not None and step % eval_every == 0:
+            policy.eval()
+            evaluate(step)
+        policy.train()
         idx = torch.randint(0, len(chosen), (batch,), generator=gen)
         loss = dpo_loss(completion_logprobs(policy, chosen[idx], prompt_len).sum(-1),
                         completion_logprobs(policy, rejected[idx], prompt_len).sum(-1),
@@ -239,6 +317,8 @@ def dpo(
         opt.step()
         losses.append(loss.item())
     policy.eval()
+    if evaluate is not None and steps % eval_every == 0:
+        evaluate(steps)
     return losses
 
 
