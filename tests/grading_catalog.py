@@ -596,7 +596,8 @@ def mean_pool(hidden, attention_mask):
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 '''}, fails=POOL_TESTS - VISIBLE_POOL_TESTS),
     Case("20b", "an answer that keeps hidden inputs and shows them in a later visible test",
-         "the later test runs in a fresh process: no hidden input in any message",
+         "it passes in the visible pass (no hidden input sent) and fails in the hidden pass "
+         "with the fixed text: no hidden input in any message",
          answers={"mean_pool": '''
 seen = []
 
@@ -609,7 +610,8 @@ def mean_pool(hidden, attention_mask):
     return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 '''}, fails=AFTER_KEPT_INPUTS),
     Case("20c", "an answer that keeps hidden inputs in a file and shows them later",
-         "the fresh process starts from the submission's files only: no leak",
+         "the hidden pass starts over from the submission's files: the file never reaches the "
+         "visible pass; no leak",
          answers={"mean_pool": '''
 import os
 
@@ -688,7 +690,8 @@ def bert_embeddings(input_ids, token_type_ids, word_table, position_table, segme
          answers={"mean_pool": LEAK_IN_NAME}, fails=POOL_TESTS - VISIBLE_POOL_TESTS),
     Case("27b", "kept hidden inputs in a later visible test's error: a metaclass `__name__`, "
          "`__qualname__`, `__module__`, and the hidden failure's text as message",
-         "the later test runs in a fresh process: no hidden input in any message",
+         "it passes in the visible pass (no hidden input sent) and fails in the hidden pass "
+         "with the fixed text: no hidden input in any message",
          answers={"mean_pool": LEAK_IN_METACLASS}, fails=AFTER_KEPT_INPUTS),
     Case("27c", "hidden inputs in an exception's args, notes, cause, a multi-line 100-fold name and "
          "a `__str__` that raises", "feedback says only \"a hidden test failed\"",
