@@ -94,6 +94,7 @@ c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.Spawner.environment.update({{
     "BEYONDBERT_HUB_TEST": {self.marker!r},
+    "BEYONDBERT_ONE_ACCOUNT": "1",  # everyone is this account: collect cannot check owners
     "PATH": {f"{venv_bin}:{os.environ.get('PATH', '')}"!r},
 }})
 c.JupyterHub.services = [{{"name": "course-test", "api_token": {self.admin_token!r}}}]
