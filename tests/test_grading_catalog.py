@@ -34,11 +34,13 @@ ARTIFACT_CSV = REPO / "artifacts" / "grading-catalog.csv"
 SOLUTION = REPO / "solutions" / f"{EXERCISE}.ipynb"
 AGAIN = ["case-01", "case-13a", "case-23", "case-24"]  # graded again with --jobs 1 and --jobs 2
 CELL_TIMEOUT = 20.0  # seconds: case 11's endless loop costs this much; margin for a busy CI machine
-# What the sandbox sets (launcher.py), plus PWD (bubblewrap's --chdir) and LC_CTYPE (Python's
-# C-locale coercion, PEP 538).
+# What the sandbox sets (launcher.py), plus PWD (bubblewrap's --chdir), LC_CTYPE (Python's
+# C-locale coercion, PEP 538) and the offline settings `import beyondbert` sets in every kernel
+# (a student's own too, so they reveal nothing about grading).
 SANDBOX_ENV = {"PATH", "HOME", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND",
                "MPLCONFIGDIR", "HF_HUB_OFFLINE", "OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-               "PWD", "LC_CTYPE"}
+               "PWD", "LC_CTYPE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS",
+               "TRANSFORMERS_VERBOSITY"}
 
 
 class Listener:
